@@ -1,0 +1,1 @@
+//! The trellis2 command-line tool

@@ -1,0 +1,1 @@
+//! RMBG-2.0 (BiRefNet) background removal through ONNX Runtime

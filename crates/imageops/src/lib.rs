@@ -1,0 +1,1 @@
+//! Image decoding with limits and Pillow-exact resampling, crop and premultiply

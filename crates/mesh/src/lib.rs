@@ -1,0 +1,1 @@
+//! O-Voxel to mesh, remesh, decimation, UV, texture bake, GLB and previews

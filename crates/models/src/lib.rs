@@ -1,0 +1,1 @@
+//! TRELLIS.2 networks, sampler and pipeline on t2-tensor

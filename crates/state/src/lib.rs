@@ -1,0 +1,1 @@
+//! The signed, versioned state format between /generate and /extract_glb

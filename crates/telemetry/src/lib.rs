@@ -1,0 +1,1 @@
+//! Tracing, OpenTelemetry export and W3C trace-context propagation

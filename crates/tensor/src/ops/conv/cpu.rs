@@ -1,0 +1,14 @@
+use crate::{Result, Tensor};
+
+pub(super) fn patch_embed2d(x: &Tensor, _w: &Tensor, _b: Option<&Tensor>) -> Result<Tensor> {
+    Err(crate::ops::pending("patch_embed2d", x.device()))
+}
+pub(super) fn conv3d(x: &Tensor, _w: &Tensor, _b: Option<&Tensor>) -> Result<Tensor> {
+    Err(crate::ops::pending("conv3d", x.device()))
+}
+pub(super) fn pixel_shuffle_3d(x: &Tensor) -> Result<Tensor> {
+    Err(crate::ops::pending("pixel_shuffle_3d", x.device()))
+}
+pub(super) fn max_pool3d_2(x: &Tensor) -> Result<Tensor> {
+    Err(crate::ops::pending("max_pool3d_2", x.device()))
+}

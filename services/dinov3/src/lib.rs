@@ -1,0 +1,1 @@
+//! DINOv3 image-feature service

@@ -1,0 +1,1 @@
+//! Flow-sampling service
