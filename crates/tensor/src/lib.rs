@@ -26,6 +26,6 @@ pub mod testing;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+pub use half::{bf16, f16};
 pub use safetensors_io::Weights;
 pub use tensor::Tensor;
-pub use half::{bf16, f16};

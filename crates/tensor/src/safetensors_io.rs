@@ -30,11 +30,17 @@ pub struct Weights {
 impl Weights {
     pub fn open(path: impl AsRef<Path>) -> Result<Weights> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let file = std::fs::File::open(&path).map_err(io)?;
         // SAFETY: the mapping is read-only and the file is not modified while the model loads.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let werr = |msg: String| Error::Weights { file: path.display().to_string(), msg };
+        let werr = |msg: String| Error::Weights {
+            file: path.display().to_string(),
+            msg,
+        };
         let (header_len, header) = safetensors::SafeTensors::read_metadata(&mmap)
             .map_err(|e| werr(format!("not a safetensors file: {e}")))?;
         let data_start = 8 + header_len;
@@ -47,13 +53,31 @@ impl Weights {
                 safetensors::Dtype::I32 => DType::I32,
                 safetensors::Dtype::U32 => DType::U32,
                 safetensors::Dtype::U8 | safetensors::Dtype::BOOL => DType::U8,
-                other => return Err(werr(format!("tensor `{name}` has unsupported dtype {other:?}"))),
+                other => {
+                    return Err(werr(format!(
+                        "tensor `{name}` has unsupported dtype {other:?}"
+                    )));
+                }
             };
             let (s, e) = info.data_offsets;
-            entries.insert(name.clone(), Entry { dtype, shape: info.shape.clone(), start: data_start + s, end: data_start + e });
+            entries.insert(
+                name.clone(),
+                Entry {
+                    dtype,
+                    shape: info.shape.clone(),
+                    start: data_start + s,
+                    end: data_start + e,
+                },
+            );
         }
         let metadata = header.metadata().clone().unwrap_or_default();
-        Ok(Weights { path, mmap, entries, metadata, used: Mutex::new(BTreeSet::new()) })
+        Ok(Weights {
+            path,
+            mmap,
+            entries,
+            metadata,
+            used: Mutex::new(BTreeSet::new()),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -83,7 +107,12 @@ impl Weights {
     pub fn get(&self, key: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let e = self.entry(key)?;
         if e.shape != shape {
-            return Err(Error::KeyShape { file: self.file(), key: key.into(), expected: shape.to_vec(), actual: e.shape.clone() });
+            return Err(Error::KeyShape {
+                file: self.file(),
+                key: key.into(),
+                expected: shape.to_vec(),
+                actual: e.shape.clone(),
+            });
         }
         self.load(key, e, dtype, device)
     }
@@ -101,20 +130,40 @@ impl Weights {
     }
 
     fn entry(&self, key: &str) -> Result<&Entry> {
-        self.entries.get(key).ok_or_else(|| Error::MissingKey { file: self.file(), key: key.into() })
+        self.entries.get(key).ok_or_else(|| Error::MissingKey {
+            file: self.file(),
+            key: key.into(),
+        })
     }
 
     fn load(&self, key: &str, e: &Entry, dtype: DType, device: &Device) -> Result<Tensor> {
-        let bytes = self.mmap.get(e.start..e.end).ok_or_else(|| Error::Weights {
-            file: self.file(),
-            msg: format!("tensor `{key}` lies outside the file"),
-        })?;
+        let bytes = self
+            .mmap
+            .get(e.start..e.end)
+            .ok_or_else(|| Error::Weights {
+                file: self.file(),
+                msg: format!("tensor `{key}` lies outside the file"),
+            })?;
         let n: usize = e.shape.iter().product();
         if bytes.len() != n * e.dtype.size_in_bytes() {
-            return Err(Error::Weights { file: self.file(), msg: format!("tensor `{key}` has {} bytes for shape {:?}", bytes.len(), e.shape) });
+            return Err(Error::Weights {
+                file: self.file(),
+                msg: format!(
+                    "tensor `{key}` has {} bytes for shape {:?}",
+                    bytes.len(),
+                    e.shape
+                ),
+            });
         }
-        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string());
-        let host = Tensor::from_cpu_storage(CpuStorage::from_bytes(e.dtype, bytes), &e.shape, &Device::Cpu)?;
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string());
+        let host = Tensor::from_cpu_storage(
+            CpuStorage::from_bytes(e.dtype, bytes),
+            &e.shape,
+            &Device::Cpu,
+        )?;
         // Convert on the host: weights load once, and the CPU cast is the reference rounding.
         host.to_dtype(dtype)?.to_device(device)
     }
@@ -122,7 +171,18 @@ impl Weights {
     /// Fails listing every key that was never loaded (the strict half of `load_state_dict`).
     pub fn finish(&self) -> Result<()> {
         let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let unused: Vec<String> = self.keys().into_iter().filter(|k| !used.contains(k)).collect();
-        if unused.is_empty() { Ok(()) } else { Err(Error::UnusedKeys { file: self.file(), keys: unused }) }
+        let unused: Vec<String> = self
+            .keys()
+            .into_iter()
+            .filter(|k| !used.contains(k))
+            .collect();
+        if unused.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UnusedKeys {
+                file: self.file(),
+                keys: unused,
+            })
+        }
     }
 }

@@ -15,14 +15,28 @@ pub struct Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor({:?}, {:?}, {})", self.shape, self.dtype, self.device)
+        write!(
+            f,
+            "Tensor({:?}, {:?}, {})",
+            self.shape, self.dtype, self.device
+        )
     }
 }
 
 impl Tensor {
     /// Wraps storage that already holds `shape.iter().product()` elements of `dtype`.
-    pub fn from_storage(storage: Storage, shape: Vec<usize>, dtype: DType, device: Device) -> Tensor {
-        Tensor { storage: Arc::new(storage), shape, dtype, device }
+    pub fn from_storage(
+        storage: Storage,
+        shape: Vec<usize>,
+        dtype: DType,
+        device: Device,
+    ) -> Tensor {
+        Tensor {
+            storage: Arc::new(storage),
+            shape,
+            dtype,
+            device,
+        }
     }
 
     /// Host data to a tensor on `device`.
@@ -49,7 +63,12 @@ impl Tensor {
             Device::Cpu => Storage::Cpu(cpu),
             Device::Cuda(d) => Storage::Cuda(d.upload(&cpu)?),
         };
-        Ok(Tensor::from_storage(storage, shape.to_vec(), dtype, device.clone()))
+        Ok(Tensor::from_storage(
+            storage,
+            shape.to_vec(),
+            dtype,
+            device.clone(),
+        ))
     }
 
     pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
@@ -57,11 +76,21 @@ impl Tensor {
         match device {
             Device::Cpu => {
                 let cpu = CpuStorage::from_bytes(dtype, &vec![0u8; n * dtype.size_in_bytes()]);
-                Ok(Tensor::from_storage(Storage::Cpu(cpu), shape.to_vec(), dtype, Device::Cpu))
+                Ok(Tensor::from_storage(
+                    Storage::Cpu(cpu),
+                    shape.to_vec(),
+                    dtype,
+                    Device::Cpu,
+                ))
             }
             Device::Cuda(d) => {
                 let s = d.zeros(dtype, n)?;
-                Ok(Tensor::from_storage(Storage::Cuda(s), shape.to_vec(), dtype, device.clone()))
+                Ok(Tensor::from_storage(
+                    Storage::Cuda(s),
+                    shape.to_vec(),
+                    dtype,
+                    device.clone(),
+                ))
             }
         }
     }
@@ -94,7 +123,11 @@ impl Tensor {
     pub fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
         match &*self.storage {
             Storage::Cpu(c) => Ok(c),
-            Storage::Cuda(_) => Err(Error::DeviceMismatch { op, a: "cpu".into(), b: self.device.name() }),
+            Storage::Cuda(_) => Err(Error::DeviceMismatch {
+                op,
+                a: "cpu".into(),
+                b: self.device.name(),
+            }),
         }
     }
 
@@ -102,15 +135,26 @@ impl Tensor {
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         if n != self.numel() {
-            return Err(Error::shape("reshape", format!("{:?} -> {shape:?}", self.shape)));
+            return Err(Error::shape(
+                "reshape",
+                format!("{:?} -> {shape:?}", self.shape),
+            ));
         }
-        Ok(Tensor { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype, device: self.device.clone() })
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+            device: self.device.clone(),
+        })
     }
 
     /// Copies to the host as `T`, which must be this tensor's dtype.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype {
-            return Err(Error::DType { op: "to_vec", dtype: self.dtype });
+            return Err(Error::DType {
+                op: "to_vec",
+                dtype: self.dtype,
+            });
         }
         let bytes = self.to_host_bytes()?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))

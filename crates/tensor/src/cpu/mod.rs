@@ -22,13 +22,26 @@ pub fn f32_data<'a>(t: &'a Tensor, op: &'static str) -> Result<Cow<'a, [f32]>> {
 pub fn tensor_from_f32(data: Vec<f32>, shape: &[usize], dtype: DType) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     if n != data.len() {
-        return Err(Error::shape("cpu output", format!("{} values for {shape:?}", data.len())));
+        return Err(Error::shape(
+            "cpu output",
+            format!("{} values for {shape:?}", data.len()),
+        ));
     }
     let storage = match dtype {
         DType::F32 => CpuStorage::F32(data),
         DType::F16 => CpuStorage::F16(data.iter().map(|&x| half::f16::from_f32(x)).collect()),
         DType::BF16 => CpuStorage::BF16(data.iter().map(|&x| half::bf16::from_f32(x)).collect()),
-        d => return Err(Error::DType { op: "cpu output", dtype: d }),
+        d => {
+            return Err(Error::DType {
+                op: "cpu output",
+                dtype: d,
+            });
+        }
     };
-    Ok(Tensor::from_storage(Storage::Cpu(storage), shape.to_vec(), dtype, Device::Cpu))
+    Ok(Tensor::from_storage(
+        Storage::Cpu(storage),
+        shape.to_vec(),
+        dtype,
+        Device::Cpu,
+    ))
 }

@@ -24,21 +24,31 @@ pub struct CudaStorage {
 impl CudaDevice {
     pub fn new(ordinal: usize) -> Result<CudaDevice> {
         let _ = ordinal;
-        Err(Error::CudaUnavailable("the CUDA backend is not built yet".into()))
+        Err(Error::CudaUnavailable(
+            "the CUDA backend is not built yet".into(),
+        ))
     }
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
     pub fn synchronize(&self) -> Result<()> {
-        Err(Error::CudaUnavailable("the CUDA backend is not built yet".into()))
+        Err(Error::CudaUnavailable(
+            "the CUDA backend is not built yet".into(),
+        ))
     }
     pub fn upload(&self, _host: &CpuStorage) -> Result<CudaStorage> {
-        Err(Error::CudaUnavailable("the CUDA backend is not built yet".into()))
+        Err(Error::CudaUnavailable(
+            "the CUDA backend is not built yet".into(),
+        ))
     }
     pub fn download(&self, _s: &CudaStorage, _dtype: DType) -> Result<CpuStorage> {
-        Err(Error::CudaUnavailable("the CUDA backend is not built yet".into()))
+        Err(Error::CudaUnavailable(
+            "the CUDA backend is not built yet".into(),
+        ))
     }
     pub fn zeros(&self, _dtype: DType, _n: usize) -> Result<CudaStorage> {
-        Err(Error::CudaUnavailable("the CUDA backend is not built yet".into()))
+        Err(Error::CudaUnavailable(
+            "the CUDA backend is not built yet".into(),
+        ))
     }
 }

@@ -34,7 +34,11 @@ pub(crate) fn same_device(op: &'static str, ts: &[&Tensor]) -> Result<()> {
     let d0 = ts[0].device();
     for t in &ts[1..] {
         if !t.device().same(d0) {
-            return Err(Error::DeviceMismatch { op, a: d0.name(), b: t.device().name() });
+            return Err(Error::DeviceMismatch {
+                op,
+                a: d0.name(),
+                b: t.device().name(),
+            });
         }
     }
     Ok(())
@@ -42,10 +46,21 @@ pub(crate) fn same_device(op: &'static str, ts: &[&Tensor]) -> Result<()> {
 
 /// Fails unless the tensor has a float dtype.
 pub(crate) fn float_only(op: &'static str, t: &Tensor) -> Result<()> {
-    if t.dtype().is_float() { Ok(()) } else { Err(Error::DType { op, dtype: t.dtype() }) }
+    if t.dtype().is_float() {
+        Ok(())
+    } else {
+        Err(Error::DType {
+            op,
+            dtype: t.dtype(),
+        })
+    }
 }
 
 /// Placeholder result for an op whose backend implementation is still being written.
 pub(crate) fn pending(op: &'static str, device: &crate::Device) -> Error {
-    Error::Unsupported { op, device: device.name(), msg: "implementation pending".into() }
+    Error::Unsupported {
+        op,
+        device: device.name(),
+        msg: "implementation pending".into(),
+    }
 }

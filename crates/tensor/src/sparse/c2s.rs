@@ -11,7 +11,10 @@ use crate::{Error, Result, Tensor};
 /// viewed as `[N·8, Co]`.
 pub fn c2s_child_index(parents: &[[i32; 4]], mask: &[bool]) -> Result<(Vec<[i32; 4]>, Vec<u32>)> {
     if mask.len() != parents.len() * 8 {
-        return Err(Error::shape("channel_to_space", format!("mask of {} for {} parents", mask.len(), parents.len())));
+        return Err(Error::shape(
+            "channel_to_space",
+            format!("mask of {} for {} parents", mask.len(), parents.len()),
+        ));
     }
     let mut coords = Vec::new();
     let mut rows = Vec::new();
@@ -32,7 +35,10 @@ pub fn c2s_child_index(parents: &[[i32; 4]], mask: &[bool]) -> Result<(Vec<[i32;
 pub fn channel_to_space(x: &SparseTensor, mask: &[bool]) -> Result<SparseTensor> {
     let (n, c8) = (x.feats.dim(0), x.feats.dim(1));
     if c8 % 8 != 0 {
-        return Err(Error::shape("channel_to_space", format!("{c8} channels is not a multiple of 8")));
+        return Err(Error::shape(
+            "channel_to_space",
+            format!("{c8} channels is not a multiple of 8"),
+        ));
     }
     let (coords, rows) = c2s_child_index(x.coords.host(), mask)?;
     let device = x.feats.device();

@@ -17,7 +17,12 @@ pub struct SparseCoords {
 
 impl SparseCoords {
     pub fn new(host: Vec<[i32; 4]>, device: &Device) -> SparseCoords {
-        SparseCoords { host, device: device.clone(), on_device: OnceLock::new(), nbr: OnceLock::new() }
+        SparseCoords {
+            host,
+            device: device.clone(),
+            on_device: OnceLock::new(),
+            nbr: OnceLock::new(),
+        }
     }
     pub fn host(&self) -> &[[i32; 4]] {
         &self.host
@@ -59,7 +64,14 @@ pub fn argwhere_3d(mask: &[bool], dims: [usize; 3]) -> Vec<[i32; 4]> {
     mask.iter()
         .enumerate()
         .filter(|(_, m)| **m)
-        .map(|(i, _)| [0, (i / (h * w)) as i32, ((i / w) % h) as i32, (i % w) as i32])
+        .map(|(i, _)| {
+            [
+                0,
+                (i / (h * w)) as i32,
+                ((i / w) % h) as i32,
+                (i % w) as i32,
+            ]
+        })
         .collect()
 }
 

@@ -5,9 +5,9 @@ mod c2s;
 mod conv;
 mod coords;
 
-pub use c2s::{channel_to_space, c2s_child_index};
-pub use conv::{neighbor_map_3x3x3, submanifold_conv3d, NO_NEIGHBOR};
-pub use coords::{argwhere_3d, unique_sorted, SparseCoords};
+pub use c2s::{c2s_child_index, channel_to_space};
+pub use conv::{NO_NEIGHBOR, neighbor_map_3x3x3, submanifold_conv3d};
+pub use coords::{SparseCoords, argwhere_3d, unique_sorted};
 
 use std::sync::Arc;
 
@@ -24,7 +24,10 @@ pub struct SparseTensor {
 impl SparseTensor {
     pub fn new(feats: Tensor, coords: Arc<SparseCoords>) -> Result<SparseTensor> {
         if feats.rank() != 2 || feats.dim(0) != coords.len() {
-            return Err(Error::shape("SparseTensor", format!("feats {:?} for {} coords", feats.shape(), coords.len())));
+            return Err(Error::shape(
+                "SparseTensor",
+                format!("feats {:?} for {} coords", feats.shape(), coords.len()),
+            ));
         }
         Ok(SparseTensor { feats, coords })
     }

@@ -15,13 +15,30 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32) -> Result<Tenso
     for t in [q, k, v] {
         float_only(OP, t)?;
         if t.rank() != 4 || t.dtype() != q.dtype() {
-            return Err(Error::shape(OP, format!("q {:?} k {:?} v {:?} (want [B, N, H, D], one dtype)", q.shape(), k.shape(), v.shape())));
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "q {:?} k {:?} v {:?} (want [B, N, H, D], one dtype)",
+                    q.shape(),
+                    k.shape(),
+                    v.shape()
+                ),
+            ));
         }
     }
     same_device(OP, &[q, k, v])?;
     let (b, h, d) = (q.dim(0), q.dim(2), q.dim(3));
-    if k.dim(0) != b || v.dim(0) != b || k.dim(2) != h || v.dim(2) != h || k.dim(3) != d || k.dim(1) != v.dim(1) {
-        return Err(Error::shape(OP, format!("q {:?} k {:?} v {:?}", q.shape(), k.shape(), v.shape())));
+    if k.dim(0) != b
+        || v.dim(0) != b
+        || k.dim(2) != h
+        || v.dim(2) != h
+        || k.dim(3) != d
+        || k.dim(1) != v.dim(1)
+    {
+        return Err(Error::shape(
+            OP,
+            format!("q {:?} k {:?} v {:?}", q.shape(), k.shape(), v.shape()),
+        ));
     }
     match q.device() {
         Device::Cpu => cpu::attention(q, k, v, scale),

@@ -1,7 +1,13 @@
 use super::BinaryOp;
 use crate::{DType, Result, Tensor};
 
-pub(super) fn binary(a: &Tensor, _b: &Tensor, _op: BinaryOp, _shape: &[usize], _dtype: DType) -> Result<Tensor> {
+pub(super) fn binary(
+    a: &Tensor,
+    _b: &Tensor,
+    _op: BinaryOp,
+    _shape: &[usize],
+    _dtype: DType,
+) -> Result<Tensor> {
     Err(crate::ops::pending("binary", a.device()))
 }
 

@@ -20,9 +20,17 @@ fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     float_only(OP, a)?;
     float_only(OP, b)?;
     same_device(OP, &[a, b])?;
-    let shape = broadcast_shape(a.shape(), b.shape())
-        .ok_or_else(|| Error::shape(OP, format!("{:?} and {:?} do not broadcast", a.shape(), b.shape())))?;
-    let dtype = if a.dtype() == b.dtype() { a.dtype() } else { DType::F32 };
+    let shape = broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {
+        Error::shape(
+            OP,
+            format!("{:?} and {:?} do not broadcast", a.shape(), b.shape()),
+        )
+    })?;
+    let dtype = if a.dtype() == b.dtype() {
+        a.dtype()
+    } else {
+        DType::F32
+    };
     match a.device() {
         Device::Cpu => cpu::binary(a, b, op, &shape, dtype),
         Device::Cuda(d) => cuda::binary(d, a, b, op, &shape, dtype),
@@ -44,8 +52,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -76,7 +92,16 @@ pub fn gated_residual(x: &Tensor, h: &Tensor, gate: &Tensor) -> Result<Tensor> {
     float_only(OP, h)?;
     same_device(OP, &[x, h])?;
     if h.shape() != x.shape() || h.dtype() != x.dtype() {
-        return Err(Error::shape(OP, format!("x {:?} {:?}, h {:?} {:?}", x.shape(), x.dtype(), h.shape(), h.dtype())));
+        return Err(Error::shape(
+            OP,
+            format!(
+                "x {:?} {:?}, h {:?} {:?}",
+                x.shape(),
+                x.dtype(),
+                h.shape(),
+                h.dtype()
+            ),
+        ));
     }
     match x.device() {
         Device::Cpu => cpu::gated_residual(x, h, gate),
@@ -90,7 +115,16 @@ fn check_row_params(op: &'static str, x: &Tensor, params: &[&Tensor]) -> Result<
         float_only(op, p)?;
         same_device(op, &[x, p])?;
         if p.numel() != x.dim(-1) || p.dtype() != x.dtype() {
-            return Err(Error::shape(op, format!("param {:?} {:?} for x {:?} {:?}", p.shape(), p.dtype(), x.shape(), x.dtype())));
+            return Err(Error::shape(
+                op,
+                format!(
+                    "param {:?} {:?} for x {:?} {:?}",
+                    p.shape(),
+                    p.dtype(),
+                    x.shape(),
+                    x.dtype()
+                ),
+            ));
         }
     }
     Ok(())

@@ -1,10 +1,20 @@
 use crate::cuda::CudaDevice;
 use crate::{Result, Tensor};
 
-pub(super) fn patch_embed2d(_d: &CudaDevice, x: &Tensor, _w: &Tensor, _b: Option<&Tensor>) -> Result<Tensor> {
+pub(super) fn patch_embed2d(
+    _d: &CudaDevice,
+    x: &Tensor,
+    _w: &Tensor,
+    _b: Option<&Tensor>,
+) -> Result<Tensor> {
     Err(crate::ops::pending("patch_embed2d", x.device()))
 }
-pub(super) fn conv3d(_d: &CudaDevice, x: &Tensor, _w: &Tensor, _b: Option<&Tensor>) -> Result<Tensor> {
+pub(super) fn conv3d(
+    _d: &CudaDevice,
+    x: &Tensor,
+    _w: &Tensor,
+    _b: Option<&Tensor>,
+) -> Result<Tensor> {
     Err(crate::ops::pending("conv3d", x.device()))
 }
 pub(super) fn pixel_shuffle_3d(_d: &CudaDevice, x: &Tensor) -> Result<Tensor> {

@@ -14,7 +14,10 @@ pub fn patch_embed2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tenso
     float_only(OP, w)?;
     same_device(OP, &[x, w])?;
     if x.rank() != 4 || w.rank() != 4 || w.dim(1) != x.dim(1) || w.dim(2) != w.dim(3) {
-        return Err(Error::shape(OP, format!("x {:?} w {:?}", x.shape(), w.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("x {:?} w {:?}", x.shape(), w.shape()),
+        ));
     }
     check_bias(OP, x, w, b)?;
     match x.device() {
@@ -31,7 +34,10 @@ pub fn conv3d(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     float_only(OP, w)?;
     same_device(OP, &[x, w])?;
     if x.rank() != 5 || w.shape() != [w.dim(0), x.dim(1), 3, 3, 3] {
-        return Err(Error::shape(OP, format!("x {:?} w {:?}", x.shape(), w.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("x {:?} w {:?}", x.shape(), w.shape()),
+        ));
     }
     check_bias(OP, x, w, b)?;
     match x.device() {
@@ -71,7 +77,10 @@ fn check_bias(op: &'static str, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> R
         float_only(op, b)?;
         same_device(op, &[x, b])?;
         if b.shape() != [w.dim(0)] {
-            return Err(Error::shape(op, format!("bias {:?} for w {:?}", b.shape(), w.shape())));
+            return Err(Error::shape(
+                op,
+                format!("bias {:?} for w {:?}", b.shape(), w.shape()),
+            ));
         }
     }
     Ok(())

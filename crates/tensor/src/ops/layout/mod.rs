@@ -22,8 +22,15 @@ pub fn to_dtype(x: &Tensor, dtype: DType) -> Result<Tensor> {
 /// Reorders dimensions: output dim `i` is input dim `dims[i]` (a copy).
 pub fn permute(x: &Tensor, dims: &[usize]) -> Result<Tensor> {
     let mut seen = vec![false; x.rank()];
-    if dims.len() != x.rank() || dims.iter().any(|&d| d >= x.rank() || std::mem::replace(&mut seen[d], true)) {
-        return Err(Error::shape("permute", format!("{:?} by {dims:?}", x.shape())));
+    if dims.len() != x.rank()
+        || dims
+            .iter()
+            .any(|&d| d >= x.rank() || std::mem::replace(&mut seen[d], true))
+    {
+        return Err(Error::shape(
+            "permute",
+            format!("{:?} by {dims:?}", x.shape()),
+        ));
     }
     match x.device() {
         Device::Cpu => cpu::permute(x, dims),
@@ -34,7 +41,10 @@ pub fn permute(x: &Tensor, dims: &[usize]) -> Result<Tensor> {
 /// `x` restricted to `start..start+len` along `dim` (a copy).
 pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
     if dim >= x.rank() || start + len > x.shape()[dim] {
-        return Err(Error::shape("narrow", format!("{:?} dim {dim} {start}..{}", x.shape(), start + len)));
+        return Err(Error::shape(
+            "narrow",
+            format!("{:?} dim {dim} {start}..{}", x.shape(), start + len),
+        ));
     }
     match x.device() {
         Device::Cpu => cpu::narrow(x, dim, start, len),
@@ -44,7 +54,9 @@ pub fn narrow(x: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor
 
 /// Concatenates along `dim`; all tensors share dtype, device and the other dims.
 pub fn cat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
-    let x0 = xs.first().ok_or_else(|| Error::shape("cat", "no tensors"))?;
+    let x0 = xs
+        .first()
+        .ok_or_else(|| Error::shape("cat", "no tensors"))?;
     same_device("cat", xs)?;
     for x in xs {
         let ok = x.rank() == x0.rank()
@@ -52,7 +64,10 @@ pub fn cat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
             && x.dtype() == x0.dtype()
             && (0..x.rank()).all(|i| i == dim || x.shape()[i] == x0.shape()[i]);
         if !ok {
-            return Err(Error::shape("cat", format!("{:?} with {:?} along {dim}", x0.shape(), x.shape())));
+            return Err(Error::shape(
+                "cat",
+                format!("{:?} with {:?} along {dim}", x0.shape(), x.shape()),
+            ));
         }
     }
     match x0.device() {
@@ -66,7 +81,10 @@ pub fn cat(xs: &[&Tensor], dim: usize) -> Result<Tensor> {
 pub fn index_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
     same_device("index_rows", &[x, idx])?;
     if x.rank() < 1 || idx.rank() != 1 || !matches!(idx.dtype(), DType::I32 | DType::U32) {
-        return Err(Error::shape("index_rows", format!("x {:?} idx {:?} {:?}", x.shape(), idx.shape(), idx.dtype())));
+        return Err(Error::shape(
+            "index_rows",
+            format!("x {:?} idx {:?} {:?}", x.shape(), idx.shape(), idx.dtype()),
+        ));
     }
     match x.device() {
         Device::Cpu => cpu::index_rows(x, idx),
@@ -78,7 +96,10 @@ pub fn index_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
 /// in place (`[a, b]` → `[a, a, b, b]`).
 pub fn repeat_interleave(x: &Tensor, dim: usize, repeats: usize) -> Result<Tensor> {
     if dim >= x.rank() || repeats == 0 {
-        return Err(Error::shape("repeat_interleave", format!("{:?} dim {dim} ×{repeats}", x.shape())));
+        return Err(Error::shape(
+            "repeat_interleave",
+            format!("{:?} dim {dim} ×{repeats}", x.shape()),
+        ));
     }
     match x.device() {
         Device::Cpu => cpu::repeat_interleave(x, dim, repeats),

@@ -15,13 +15,19 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     float_only(OP, w)?;
     let k = x.dim(-1);
     if w.rank() != 2 || w.dim(1) != k {
-        return Err(Error::shape(OP, format!("x {:?} with w {:?}", x.shape(), w.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("x {:?} with w {:?}", x.shape(), w.shape()),
+        ));
     }
     if let Some(b) = b {
         float_only(OP, b)?;
         same_device(OP, &[x, w, b])?;
         if b.shape() != [w.dim(0)] {
-            return Err(Error::shape(OP, format!("bias {:?} for w {:?}", b.shape(), w.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("bias {:?} for w {:?}", b.shape(), w.shape()),
+            ));
         }
     } else {
         same_device(OP, &[x, w])?;

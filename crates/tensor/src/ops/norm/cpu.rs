@@ -1,6 +1,11 @@
 use crate::{Result, Tensor};
 
-pub(super) fn layer_norm(x: &Tensor, _w: Option<&Tensor>, _b: Option<&Tensor>, _eps: f32) -> Result<Tensor> {
+pub(super) fn layer_norm(
+    x: &Tensor,
+    _w: Option<&Tensor>,
+    _b: Option<&Tensor>,
+    _eps: f32,
+) -> Result<Tensor> {
     Err(crate::ops::pending("layer_norm", x.device()))
 }
 

@@ -1,7 +1,13 @@
 use crate::cuda::CudaDevice;
 use crate::{Result, Tensor};
 
-pub(super) fn layer_norm(_d: &CudaDevice, x: &Tensor, _w: Option<&Tensor>, _b: Option<&Tensor>, _eps: f32) -> Result<Tensor> {
+pub(super) fn layer_norm(
+    _d: &CudaDevice,
+    x: &Tensor,
+    _w: Option<&Tensor>,
+    _b: Option<&Tensor>,
+    _eps: f32,
+) -> Result<Tensor> {
     Err(crate::ops::pending("layer_norm", x.device()))
 }
 

@@ -17,7 +17,10 @@ pub fn layer_norm(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, eps: f32) 
         float_only(OP, p)?;
         same_device(OP, &[x, p])?;
         if p.shape() != [c] {
-            return Err(Error::shape(OP, format!("param {:?} for x {:?}", p.shape(), x.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("param {:?} for x {:?}", p.shape(), x.shape()),
+            ));
         }
     }
     match x.device() {
@@ -35,7 +38,10 @@ pub fn rms_norm_heads(x: &Tensor, gamma: &Tensor) -> Result<Tensor> {
     float_only(OP, gamma)?;
     same_device(OP, &[x, gamma])?;
     if x.rank() < 2 || gamma.shape() != [x.dim(-2), x.dim(-1)] {
-        return Err(Error::shape(OP, format!("x {:?} with gamma {:?}", x.shape(), gamma.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("x {:?} with gamma {:?}", x.shape(), gamma.shape()),
+        ));
     }
     match x.device() {
         Device::Cpu => cpu::rms_norm_heads(x, gamma),

@@ -4,6 +4,11 @@ pub(super) fn rope_interleaved(x: &Tensor, _cos: &Tensor, _sin: &Tensor) -> Resu
     Err(crate::ops::pending("rope_interleaved", x.device()))
 }
 
-pub(super) fn rope_half_split(x: &Tensor, _cos: &Tensor, _sin: &Tensor, _prefix: usize) -> Result<Tensor> {
+pub(super) fn rope_half_split(
+    x: &Tensor,
+    _cos: &Tensor,
+    _sin: &Tensor,
+    _prefix: usize,
+) -> Result<Tensor> {
     Err(crate::ops::pending("rope_half_split", x.device()))
 }

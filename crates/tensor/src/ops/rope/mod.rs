@@ -20,7 +20,15 @@ pub fn rope_interleaved(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor
     let (n, d) = (x.dim(-3), x.dim(-1));
     for t in [cos, sin] {
         if t.dtype() != DType::F32 || t.shape() != [n, d / 2] {
-            return Err(Error::shape(OP, format!("phase {:?} {:?} for x {:?}", t.shape(), t.dtype(), x.shape())));
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "phase {:?} {:?} for x {:?}",
+                    t.shape(),
+                    t.dtype(),
+                    x.shape()
+                ),
+            ));
         }
     }
     match x.device() {
@@ -38,12 +46,18 @@ pub fn rope_half_split(x: &Tensor, cos: &Tensor, sin: &Tensor, prefix: usize) ->
     float_only(OP, x)?;
     same_device(OP, &[x, cos, sin])?;
     if x.rank() < 3 || x.dim(-1) % 2 != 0 || x.dim(-3) < prefix {
-        return Err(Error::shape(OP, format!("x {:?}, prefix {prefix}", x.shape())));
+        return Err(Error::shape(
+            OP,
+            format!("x {:?}, prefix {prefix}", x.shape()),
+        ));
     }
     let (n, d) = (x.dim(-3), x.dim(-1));
     for t in [cos, sin] {
         if t.dtype() != DType::F32 || t.shape() != [n - prefix, d] {
-            return Err(Error::shape(OP, format!("phase {:?} for x {:?}", t.shape(), x.shape())));
+            return Err(Error::shape(
+                OP,
+                format!("phase {:?} for x {:?}", t.shape(), x.shape()),
+            ));
         }
     }
     match x.device() {

@@ -34,7 +34,11 @@ impl Unary {
             Unary::GeluErf => 0.5 * x * (1.0 + libm_erf(x * std::f32::consts::FRAC_1_SQRT_2)),
             Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Unary::Softplus => {
-                if x > 20.0 { x } else { x.exp().ln_1p() }
+                if x > 20.0 {
+                    x
+                } else {
+                    x.exp().ln_1p()
+                }
             }
         }
     }
