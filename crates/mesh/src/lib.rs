@@ -1,1 +1,9 @@
-//! O-Voxel to mesh, remesh, decimation, UV, texture bake, GLB and previews
+//! The mesh side of TRELLIS.2: flexible-dual-grid extraction, hole filling, narrow-band remesh,
+//! decimation, cleanup, UV unwrapping, texture baking, GLB/OBJ/PLY export and preview rendering.
+//! Pure geometry on plain Rust types (no tensors), so it runs anywhere and is testable alone.
+
+pub mod export;
+pub mod render;
+pub mod types;
+
+pub use types::{MeshWithVoxel, TriMesh};

@@ -1,0 +1,1 @@
+//! OBJ and PLY export.
