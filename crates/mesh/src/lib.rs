@@ -6,4 +6,4 @@ pub mod export;
 pub mod render;
 pub mod types;
 
-pub use types::{MeshWithVoxel, TriMesh};
+pub use types::{MeshWithVoxel, Texture, TexturedMesh, TriMesh};

@@ -25,3 +25,29 @@ impl MeshWithVoxel {
         1.0 / self.resolution as f32
     }
 }
+
+/// An 8-bit texture, rows top to bottom, `channels` interleaved bytes per texel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Texture {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub data: Vec<u8>,
+}
+
+/// The finished asset before serialisation: a UV-mapped mesh with its PBR textures, in the
+/// model's own Z-up frame (writers convert to glTF's Y-up).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TexturedMesh {
+    pub positions: Vec<[f32; 3]>,
+    pub normals: Vec<[f32; 3]>,
+    /// UVs with v pointing down the texture rows' order as baked (writers flip as glTF needs).
+    pub uvs: Vec<[f32; 2]>,
+    pub faces: Vec<[u32; 3]>,
+    /// RGBA: base colour with alpha in A.
+    pub base_color: Texture,
+    /// RGB: R = 0, G = roughness, B = metallic (glTF's metallicRoughness layout).
+    pub metallic_roughness: Texture,
+    /// The reference sets `doubleSided = not remesh`.
+    pub double_sided: bool,
+}
