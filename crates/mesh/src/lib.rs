@@ -2,8 +2,12 @@
 //! decimation, cleanup, UV unwrapping, texture baking, GLB/OBJ/PLY export and preview rendering.
 //! Pure geometry on plain Rust types (no tensors), so it runs anywhere and is testable alone.
 
+pub mod error;
 pub mod export;
+pub mod fdg;
 pub mod render;
 pub mod types;
+mod voxel_hash;
 
+pub use error::MeshError;
 pub use types::{MeshWithVoxel, Texture, TexturedMesh, TriMesh};
