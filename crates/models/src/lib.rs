@@ -1,1 +1,3 @@
-//! TRELLIS.2 networks, sampler and pipeline on t2-tensor
+//! TRELLIS.2 networks, sampler and pipeline on t2-tensor.
+
+pub mod rng;

@@ -1,0 +1,158 @@
+//! Shared golden-set reader for the parity tests.
+//!
+//! The golden root comes from `TRELLIS2_GOLDENS` (default `<workspace>/../shared/goldens`). A test
+//! runs every set of its kind that is present there; a set directory that exists but lacks a
+//! file, or holds a malformed tensor, FAILS the test (never a skip).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+pub fn goldens_root() -> PathBuf {
+    let root = std::env::var_os("TRELLIS2_GOLDENS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/goldens"));
+    assert!(
+        root.is_dir(),
+        "golden root {} does not exist (set TRELLIS2_GOLDENS)",
+        root.display()
+    );
+    root
+}
+
+/// The directory of set `name`, or None (with a note) when this root does not have it.
+pub fn set_dir(name: &str) -> Option<PathBuf> {
+    let dir = goldens_root().join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "golden set `{name}` is not present under {}",
+            goldens_root().display()
+        );
+        None
+    }
+}
+
+/// A set's `io.safetensors`, read fully into memory.
+pub struct Io {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// One tensor: shape and host values.
+pub struct T<E> {
+    pub shape: Vec<usize>,
+    pub data: Vec<E>,
+}
+
+impl Io {
+    pub fn open(dir: &Path) -> Io {
+        let path = dir.join("io.safetensors");
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("golden file {} unreadable: {e}", path.display()));
+        SafeTensors::deserialize(&bytes)
+            .unwrap_or_else(|e| panic!("golden file {} malformed: {e}", path.display()));
+        Io { path, bytes }
+    }
+
+    fn st(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("checked at open")
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .st()
+            .names()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect();
+        n.sort();
+        n
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.st().tensor(name).is_ok()
+    }
+
+    fn raw(&self, name: &str, want: Dtype) -> (Vec<usize>, Vec<u8>) {
+        let st = self.st();
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|e| panic!("{}: tensor `{name}` missing: {e}", self.path.display()));
+        assert_eq!(
+            t.dtype(),
+            want,
+            "{}: tensor `{name}` has dtype {:?}, expected {want:?}",
+            self.path.display(),
+            t.dtype()
+        );
+        (t.shape().to_vec(), t.data().to_vec())
+    }
+
+    pub fn f32(&self, name: &str) -> T<f32> {
+        let (shape, b) = self.raw(name, Dtype::F32);
+        T {
+            shape,
+            data: bytemuck_cast(&b, f32::from_le_bytes),
+        }
+    }
+    pub fn f64(&self, name: &str) -> T<f64> {
+        let (shape, b) = self.raw(name, Dtype::F64);
+        T {
+            shape,
+            data: bytemuck_cast(&b, f64::from_le_bytes),
+        }
+    }
+    pub fn i32(&self, name: &str) -> T<i32> {
+        let (shape, b) = self.raw(name, Dtype::I32);
+        T {
+            shape,
+            data: bytemuck_cast(&b, i32::from_le_bytes),
+        }
+    }
+    pub fn u8(&self, name: &str) -> T<u8> {
+        let (shape, b) = self.raw(name, Dtype::U8);
+        T { shape, data: b }
+    }
+    /// Int32 `[N, 4]` coords as rows.
+    pub fn coords4(&self, name: &str) -> Vec<[i32; 4]> {
+        let t = self.i32(name);
+        assert!(
+            t.shape.len() == 2 && t.shape[1] == 4,
+            "`{name}` is not [N, 4]: {:?}",
+            t.shape
+        );
+        t.data.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+    }
+}
+
+fn bytemuck_cast<const N: usize, E>(b: &[u8], f: fn([u8; N]) -> E) -> Vec<E> {
+    assert_eq!(b.len() % N, 0);
+    b.chunks_exact(N)
+        .map(|c| f(c.try_into().unwrap()))
+        .collect()
+}
+
+/// `max|port − ref| / max|ref|`, the goldens' error measure (NaN → ∞).
+pub fn rel_err(port: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(port.len(), reference.len(), "length mismatch");
+    let mut num = 0f64;
+    let mut den = 0f64;
+    for (&a, &b) in port.iter().zip(reference) {
+        if a.is_nan() || b.is_nan() {
+            return f64::INFINITY;
+        }
+        num = num.max((a as f64 - b as f64).abs());
+        den = den.max((b as f64).abs());
+    }
+    if den == 0.0 { num } else { num / den }
+}
+
+/// Asserts `rel_err <= tol`, printing the error either way (so the numbers show in logs).
+pub fn check(what: &str, port: &[f32], reference: &[f32], tol: f64) {
+    let e = rel_err(port, reference);
+    eprintln!("{what}: rel err {e:.3e} (tol {tol:.0e})");
+    assert!(e <= tol, "{what}: rel err {e:.3e} > {tol:.0e}");
+}
