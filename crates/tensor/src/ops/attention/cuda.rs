@@ -1,12 +1,89 @@
-use crate::cuda::CudaDevice;
-use crate::{Result, Tensor};
+//! Launchers for attention.cu: the tensor-core flash kernel for f16/bf16 with head dim 64 or
+//! 128 (DINOv3, the DiTs), the generic kernel otherwise (and for f32, the parity path).
+
+use crate::cuda::{CudaDevice, Dims, args, empty, float_suffix, kernels, ptr};
+use crate::{DType, Device, Error, Result, Tensor};
+
+/// attention.cu's FA_BR, FA_BC and FA_WARPS.
+const FA_BR: usize = 64;
+const FA_BC: usize = 64;
+const FA_WARPS: u32 = 4;
+/// attention.cu's GA_WARPS and GA_MAXD.
+const GA_WARPS: usize = 4;
+const GA_MAXD: usize = 128;
 
 pub(super) fn attention(
-    _d: &CudaDevice,
+    d: &CudaDevice,
     q: &Tensor,
-    _k: &Tensor,
-    _v: &Tensor,
-    _scale: f32,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
 ) -> Result<Tensor> {
-    Err(crate::ops::pending("attention", q.device()))
+    const OP: &str = "attention";
+    float_suffix(OP, q.dtype())?;
+    let (b, nq, h, dh) = (q.dim(0), q.dim(1), q.dim(2), q.dim(3));
+    let (nk, dv) = (k.dim(1), v.dim(3));
+    let out = empty(d, &[b, nq, h, dv], q.dtype())?;
+    if b == 0 || nq == 0 || h == 0 || dv == 0 {
+        return Ok(out);
+    }
+    if nk == 0 {
+        return Err(Error::shape(OP, "no keys: softmax over an empty set"));
+    }
+    let flash =
+        matches!(q.dtype(), DType::F16 | DType::BF16) && dh == dv && (dh == 64 || dh == 128);
+    if flash {
+        let scale_log2 = scale * std::f32::consts::LOG2_E;
+        let mut a = args![
+            ptr(&out)?,
+            ptr(q)?,
+            ptr(k)?,
+            ptr(v)?,
+            nq as i32,
+            nk as i32,
+            h as i32,
+            scale_log2
+        ];
+        let dims = Dims {
+            grid: (nq.div_ceil(FA_BR) as u32, h as u32, b as u32),
+            block: (FA_WARPS * 32, 1, 1),
+            smem: ((FA_BR + 4 * FA_BC) * dh * 2) as u32,
+        };
+        let name = format!("flash_attn_{}_d{dh}", q.dtype().as_str());
+        d.launch(&kernels::ATTENTION, &name, dims, &mut a)?;
+        return Ok(out);
+    }
+    if dh > GA_MAXD || dv > GA_MAXD || dh == 0 {
+        return Err(Error::Unsupported {
+            op: OP,
+            device: Device::Cuda(d.clone()).name(),
+            msg: format!(
+                "head dims {dh}/{dv} (flash: f16/bf16 with 64 or 128; else up to {GA_MAXD})"
+            ),
+        });
+    }
+    let mut a = args![
+        ptr(&out)?,
+        ptr(q)?,
+        ptr(k)?,
+        ptr(v)?,
+        nq as i32,
+        nk as i32,
+        h as i32,
+        dh as i32,
+        dv as i32,
+        scale
+    ];
+    let dims = Dims {
+        grid: (nq.div_ceil(GA_WARPS) as u32, h as u32, b as u32),
+        block: (GA_WARPS as u32 * 32, 1, 1),
+        smem: 0,
+    };
+    d.launch(
+        &kernels::ATTENTION,
+        &format!("attn_generic_{}", q.dtype().as_str()),
+        dims,
+        &mut a,
+    )?;
+    Ok(out)
 }
