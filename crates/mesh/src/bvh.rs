@@ -1,0 +1,322 @@
+//! A bounding-volume hierarchy over triangles for unsigned-distance / closest-point queries:
+//! the CPU twin of cubvh's `unsigned_distance(points, return_uvw=True)` used by remeshing and
+//! texture baking. Median split on the widest centroid axis, 4 triangles per leaf, subtrees
+//! built in parallel; queries visit the nearer child first and prune by box distance.
+
+use rayon::prelude::*;
+
+use crate::error::{MeshError, check_faces, check_finite};
+use crate::geom::{add, dot, scale, sub};
+
+const LEAF_SIZE: usize = 4;
+/// Subtrees smaller than this are built on the current thread.
+const PARALLEL_BUILD_MIN: usize = 1 << 14;
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    min: [f32; 3],
+    max: [f32; 3],
+    /// Leaf: first primitive in `order`. Internal: offset from this node to its right child
+    /// (the left child is the next node).
+    index: u32,
+    /// Leaf: primitive count (> 0). Internal: 0.
+    count: u32,
+}
+
+/// The closest surface point to a query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Closest {
+    pub distance: f32,
+    pub face: u32,
+    /// Barycentric weights of the face's three corners (sum 1).
+    pub uvw: [f32; 3],
+    pub point: [f32; 3],
+}
+
+pub struct Bvh {
+    nodes: Vec<Node>,
+    /// Face ids in leaf order.
+    order: Vec<u32>,
+    /// Per face corners, in the face's own order, copied for locality.
+    tris: Vec<[[f32; 3]; 3]>,
+}
+
+impl Bvh {
+    pub fn new(vertices: &[[f32; 3]], faces: &[[u32; 3]]) -> Result<Self, MeshError> {
+        if faces.is_empty() {
+            return Err(MeshError::Empty("BVH needs at least one face"));
+        }
+        check_faces(faces, vertices.len())?;
+        check_finite(vertices, "BVH vertices")?;
+        let tris: Vec<[[f32; 3]; 3]> = faces
+            .par_iter()
+            .map(|f| {
+                [
+                    vertices[f[0] as usize],
+                    vertices[f[1] as usize],
+                    vertices[f[2] as usize],
+                ]
+            })
+            .collect();
+        let mut items: Vec<(u32, [f32; 3])> = tris
+            .par_iter()
+            .enumerate()
+            .map(|(i, t)| (i as u32, scale(add(add(t[0], t[1]), t[2]), 1.0 / 3.0)))
+            .collect();
+        let nodes = build(&mut items, 0, &tris);
+        let order = items.into_iter().map(|(i, _)| i).collect();
+        Ok(Bvh { nodes, order, tris })
+    }
+
+    pub fn face_count(&self) -> usize {
+        self.tris.len()
+    }
+
+    /// The closest point on the mesh to `p`.
+    pub fn closest(&self, p: [f32; 3]) -> Closest {
+        let mut best = self.closest_within(p, f32::INFINITY).unwrap_or(Closest {
+            distance: f32::INFINITY,
+            face: 0,
+            uvw: [1.0, 0.0, 0.0],
+            point: self.tris[0][0],
+        });
+        if !best.distance.is_finite() {
+            // Only reachable with non-finite queries: report the first corner, infinitely far.
+            best.distance = f32::INFINITY;
+        }
+        best
+    }
+
+    /// The closest point on the mesh to `p` if one lies strictly within `radius`; pruning by
+    /// the radius makes far queries cheap (the remesher's band test only needs "near or not").
+    pub fn closest_within(&self, p: [f32; 3], radius: f32) -> Option<Closest> {
+        let mut best: Option<Closest> = None;
+        let mut best_d2 = radius * radius;
+        let mut stack: [u32; 64] = [0; 64];
+        let mut top = 1usize;
+        while top > 0 {
+            top -= 1;
+            let ni = stack[top] as usize;
+            let node = &self.nodes[ni];
+            if box_dist2(node, p) >= best_d2 {
+                continue;
+            }
+            if node.count > 0 {
+                let first = node.index as usize;
+                for &face in &self.order[first..first + node.count as usize] {
+                    let (q, uvw) = closest_on_triangle(p, &self.tris[face as usize]);
+                    let d = sub(q, p);
+                    let d2 = dot(d, d);
+                    if d2 < best_d2 {
+                        best_d2 = d2;
+                        best = Some(Closest {
+                            distance: 0.0,
+                            face,
+                            uvw,
+                            point: q,
+                        });
+                    }
+                }
+            } else {
+                let (l, r) = (ni + 1, ni + node.index as usize);
+                let (dl, dr) = (box_dist2(&self.nodes[l], p), box_dist2(&self.nodes[r], p));
+                // Push the farther child first so the nearer one is visited next.
+                let (near, far, dfar) = if dl <= dr { (l, r, dr) } else { (r, l, dl) };
+                if dfar < best_d2 && top < stack.len() {
+                    stack[top] = far as u32;
+                    top += 1;
+                }
+                if top < stack.len() {
+                    stack[top] = near as u32;
+                    top += 1;
+                }
+            }
+        }
+        best.map(|b| Closest {
+            distance: best_d2.sqrt(),
+            ..b
+        })
+    }
+
+    /// Closest points for many queries, in parallel.
+    pub fn closest_many(&self, points: &[[f32; 3]]) -> Vec<Closest> {
+        points.par_iter().map(|&p| self.closest(p)).collect()
+    }
+
+    /// Unsigned distances for many queries, in parallel.
+    pub fn unsigned_distance(&self, points: &[[f32; 3]]) -> Vec<f32> {
+        points
+            .par_iter()
+            .map(|&p| self.closest(p).distance)
+            .collect()
+    }
+}
+
+#[inline]
+fn box_dist2(n: &Node, p: [f32; 3]) -> f32 {
+    let mut d2 = 0.0;
+    for a in 0..3 {
+        let d = (n.min[a] - p[a]).max(0.0).max(p[a] - n.max[a]);
+        d2 += d * d;
+    }
+    d2
+}
+
+fn bounds(items: &[(u32, [f32; 3])], tris: &[[[f32; 3]; 3]]) -> ([f32; 3], [f32; 3]) {
+    let mut lo = [f32::INFINITY; 3];
+    let mut hi = [f32::NEG_INFINITY; 3];
+    for (i, _) in items {
+        for v in &tris[*i as usize] {
+            for a in 0..3 {
+                lo[a] = lo[a].min(v[a]);
+                hi[a] = hi[a].max(v[a]);
+            }
+        }
+    }
+    (lo, hi)
+}
+
+/// Builds the subtree over `items` (which start at `base` in the final order), returning its
+/// nodes with the root first and child links relative to each node.
+fn build(items: &mut [(u32, [f32; 3])], base: usize, tris: &[[[f32; 3]; 3]]) -> Vec<Node> {
+    let (min, max) = bounds(items, tris);
+    if items.len() <= LEAF_SIZE {
+        return vec![Node {
+            min,
+            max,
+            index: base as u32,
+            count: items.len() as u32,
+        }];
+    }
+    let mut cmin = [f32::INFINITY; 3];
+    let mut cmax = [f32::NEG_INFINITY; 3];
+    for (_, c) in items.iter() {
+        for a in 0..3 {
+            cmin[a] = cmin[a].min(c[a]);
+            cmax[a] = cmax[a].max(c[a]);
+        }
+    }
+    let axis = (0..3)
+        .max_by(|&a, &b| (cmax[a] - cmin[a]).total_cmp(&(cmax[b] - cmin[b])))
+        .unwrap_or(0);
+    let mid = items.len() / 2;
+    items.select_nth_unstable_by(mid, |x, y| x.1[axis].total_cmp(&y.1[axis]));
+    let (left, right) = items.split_at_mut(mid);
+    let (ln, rn) = if left.len() + right.len() >= PARALLEL_BUILD_MIN {
+        rayon::join(
+            || build(left, base, tris),
+            || build(right, base + mid, tris),
+        )
+    } else {
+        (build(left, base, tris), build(right, base + mid, tris))
+    };
+    let mut nodes = Vec::with_capacity(1 + ln.len() + rn.len());
+    nodes.push(Node {
+        min,
+        max,
+        index: (1 + ln.len()) as u32,
+        count: 0,
+    });
+    nodes.extend(ln);
+    nodes.extend(rn);
+    nodes
+}
+
+/// Closest point on triangle `t` to `p` and its barycentric weights (Ericson, Real-Time
+/// Collision Detection §5.1.5: Voronoi regions of vertices, edges, then the face).
+pub fn closest_on_triangle(p: [f32; 3], t: &[[f32; 3]; 3]) -> ([f32; 3], [f32; 3]) {
+    let [a, b, c] = *t;
+    let ab = sub(b, a);
+    let ac = sub(c, a);
+    let ap = sub(p, a);
+    let d1 = dot(ab, ap);
+    let d2 = dot(ac, ap);
+    if d1 <= 0.0 && d2 <= 0.0 {
+        return (a, [1.0, 0.0, 0.0]);
+    }
+    let bp = sub(p, b);
+    let d3 = dot(ab, bp);
+    let d4 = dot(ac, bp);
+    if d3 >= 0.0 && d4 <= d3 {
+        return (b, [0.0, 1.0, 0.0]);
+    }
+    let vc = d1 * d4 - d3 * d2;
+    if vc <= 0.0 && d1 >= 0.0 && d3 <= 0.0 {
+        let v = d1 / (d1 - d3);
+        return (add(a, scale(ab, v)), [1.0 - v, v, 0.0]);
+    }
+    let cp = sub(p, c);
+    let d5 = dot(ab, cp);
+    let d6 = dot(ac, cp);
+    if d6 >= 0.0 && d5 <= d6 {
+        return (c, [0.0, 0.0, 1.0]);
+    }
+    let vb = d5 * d2 - d1 * d6;
+    if vb <= 0.0 && d2 >= 0.0 && d6 <= 0.0 {
+        let w = d2 / (d2 - d6);
+        return (add(a, scale(ac, w)), [1.0 - w, 0.0, w]);
+    }
+    let va = d3 * d6 - d5 * d4;
+    if va <= 0.0 && (d4 - d3) >= 0.0 && (d5 - d6) >= 0.0 {
+        let w = (d4 - d3) / ((d4 - d3) + (d5 - d6));
+        return (add(b, scale(sub(c, b), w)), [0.0, 1.0 - w, w]);
+    }
+    let denom = va + vb + vc;
+    if !(denom.abs() > 0.0) || !denom.is_finite() {
+        // Degenerate (zero-area) triangle whose regions all failed: fall back to its corners.
+        let (i, q) = [a, b, c]
+            .into_iter()
+            .enumerate()
+            .min_by(|x, y| dot(sub(x.1, p), sub(x.1, p)).total_cmp(&dot(sub(y.1, p), sub(y.1, p))))
+            .unwrap();
+        let mut uvw = [0.0; 3];
+        uvw[i] = 1.0;
+        return (q, uvw);
+    }
+    let v = vb / denom;
+    let w = vc / denom;
+    (add(a, add(scale(ab, v), scale(ac, w))), [1.0 - v - w, v, w])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn matches_brute_force() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let verts: Vec<[f32; 3]> = (0..600)
+            .map(|_| std::array::from_fn(|_| rng.random::<f32>()))
+            .collect();
+        let faces: Vec<[u32; 3]> = (0..200).map(|i| [3 * i, 3 * i + 1, 3 * i + 2]).collect();
+        let bvh = Bvh::new(&verts, &faces).unwrap();
+        for _ in 0..500 {
+            let p: [f32; 3] = std::array::from_fn(|_| rng.random::<f32>() * 1.6 - 0.3);
+            let brute = faces
+                .iter()
+                .map(|f| {
+                    let t = [
+                        verts[f[0] as usize],
+                        verts[f[1] as usize],
+                        verts[f[2] as usize],
+                    ];
+                    let (q, _) = closest_on_triangle(p, &t);
+                    dot(sub(q, p), sub(q, p)).sqrt()
+                })
+                .fold(f32::INFINITY, f32::min);
+            let got = bvh.closest(p);
+            assert!(
+                (got.distance - brute).abs() <= 1e-6,
+                "{} vs {brute}",
+                got.distance
+            );
+            let t = bvh.tris[got.face as usize];
+            let rebuilt = add(
+                add(scale(t[0], got.uvw[0]), scale(t[1], got.uvw[1])),
+                scale(t[2], got.uvw[2]),
+            );
+            assert!(crate::geom::dist(rebuilt, got.point) < 1e-5);
+        }
+    }
+}
