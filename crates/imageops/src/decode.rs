@@ -265,11 +265,54 @@ fn jpeg_size<T: zune_core::bytestream::ZByteReaderTrait>(
     Ok((w as u32, h as u32))
 }
 
+/// Whether the marker structure runs to an EOI. zune-jpeg fills missing entropy-coded data
+/// with zeros instead of failing (Pillow raises "image file is truncated"), so the marker
+/// chain is walked here: segments by their length (so an EXIF thumbnail's EOI is skipped),
+/// scan data up to the next marker that is not a stuffed 0xFF00 or a restart marker.
+fn jpeg_reaches_eoi(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 1 < b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1, // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let Some(len) = b
+                    .get(i + 2..i + 4)
+                    .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+                else {
+                    return false;
+                };
+                i += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data: stop at a real marker.
+                    while i + 1 < b.len()
+                        && !(b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
 fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<PilImage, ImageError> {
     let f = Format::Jpeg;
     let mut dec = jpeg_headers(bytes)?;
     let (w, h) = jpeg_size(&dec)?;
     limits.check_dimensions(w, h)?;
+    if !jpeg_reaches_eoi(bytes) {
+        return Err(corrupt(
+            f,
+            "truncated: no end-of-image marker after the scan data",
+        ));
+    }
     let input = dec
         .input_colorspace()
         .ok_or_else(|| corrupt(f, "no colour space"))?;

@@ -13,9 +13,9 @@
 //! - 8-bit: the weights become fixed point with 22 fraction bits (`PRECISION_BITS`), rounded
 //!   half away from zero; the accumulator starts at one half and the result is `acc >> 22`
 //!   clipped to 0..=255.
-//! - 16-bit (`I;16`): the weights stay `f64`, the sum is rounded half away from zero, and the
-//!   low and high bytes are clipped separately (so values above 65535 wrap oddly, as in
-//!   Pillow).
+//! - 16-bit (`I;16`): the weights stay `f64`, the sum is rounded half away from zero and
+//!   clamped to 0..=65535 (checked against Pillow 13; older sources clip the two bytes
+//!   separately, which Pillow 13's output does not show).
 //! - NEAREST does not go through the resampler at all: Pillow runs an affine nearest-neighbour
 //!   transform whose source coordinate is accumulated in `f64` from `scale / 2`.
 
@@ -222,7 +222,7 @@ pub(crate) fn resample_u8(
     out
 }
 
-/// Pillow's 16-bit store: `ROUND_UP` to int, then low and high byte clipped on their own.
+/// Pillow's 16-bit store: `ROUND_UP` to int, clamped to the `u16` range.
 #[inline]
 fn store_u16(sum: f64) -> u16 {
     let v = if sum >= 0.0 {
@@ -230,9 +230,7 @@ fn store_u16(sum: f64) -> u16 {
     } else {
         (sum - 0.5) as i32
     };
-    let lo = (v % 256).clamp(0, 255) as u16;
-    let hi = (v >> 8).clamp(0, 255) as u16;
-    hi << 8 | lo
+    v.clamp(0, 65535) as u16
 }
 
 /// Resample single-channel 16-bit samples (Pillow mode `I;16`).
