@@ -111,6 +111,9 @@ pub fn gated_residual(x: &Tensor, h: &Tensor, gate: &Tensor) -> Result<Tensor> {
 
 fn check_row_params(op: &'static str, x: &Tensor, params: &[&Tensor]) -> Result<()> {
     float_only(op, x)?;
+    if x.rank() == 0 {
+        return Err(Error::shape(op, "x is a scalar (want [..., C])"));
+    }
     for p in params {
         float_only(op, p)?;
         same_device(op, &[x, p])?;

@@ -33,7 +33,7 @@ pub fn conv3d(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     float_only(OP, x)?;
     float_only(OP, w)?;
     same_device(OP, &[x, w])?;
-    if x.rank() != 5 || w.shape() != [w.dim(0), x.dim(1), 3, 3, 3] {
+    if x.rank() != 5 || w.rank() != 5 || w.shape() != [w.dim(0), x.dim(1), 3, 3, 3] {
         return Err(Error::shape(
             OP,
             format!("x {:?} w {:?}", x.shape(), w.shape()),

@@ -13,8 +13,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     const OP: &str = "linear";
     float_only(OP, x)?;
     float_only(OP, w)?;
-    let k = x.dim(-1);
-    if w.rank() != 2 || w.dim(1) != k {
+    if x.rank() == 0 || w.rank() != 2 || w.dim(1) != x.dim(-1) {
         return Err(Error::shape(
             OP,
             format!("x {:?} with w {:?}", x.shape(), w.shape()),

@@ -12,6 +12,9 @@ use crate::{Device, Error, Result, Tensor};
 pub fn layer_norm(x: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, eps: f32) -> Result<Tensor> {
     const OP: &str = "layer_norm";
     float_only(OP, x)?;
+    if x.rank() == 0 {
+        return Err(Error::shape(OP, "x is a scalar (want [..., C])"));
+    }
     let c = x.dim(-1);
     for p in [w, b].into_iter().flatten() {
         float_only(OP, p)?;

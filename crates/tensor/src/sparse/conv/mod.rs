@@ -4,7 +4,7 @@ mod cpu;
 mod cuda;
 
 use super::{SparseCoords, SparseTensor};
-use crate::ops::float_only;
+use crate::ops::{float_only, same_device};
 use crate::{Device, Error, Result, Tensor};
 
 /// Marks a missing neighbour in a neighbour map.
@@ -30,14 +30,17 @@ pub fn submanifold_conv3d(
     const OP: &str = "submanifold_conv3d";
     float_only(OP, &x.feats)?;
     float_only(OP, w)?;
+    same_device(OP, &[&x.feats, w])?;
     let ci = x.channels();
-    if w.shape() != [w.dim(0), 3, 3, 3, ci] {
+    if w.rank() != 5 || w.shape() != [w.dim(0), 3, 3, 3, ci] {
         return Err(Error::shape(
             OP,
             format!("w {:?} for {ci} input channels", w.shape()),
         ));
     }
     if let Some(b) = b {
+        float_only(OP, b)?;
+        same_device(OP, &[&x.feats, b])?;
         if b.shape() != [w.dim(0)] {
             return Err(Error::shape(
                 OP,
