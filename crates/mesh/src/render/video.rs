@@ -39,7 +39,8 @@ impl Mp4H264Writer {
             )));
         }
         let config = EncoderConfig::new()
-            .usage_type(UsageType::CameraVideoNonRealTime)
+            // OpenH264 only implements the real-time usage types (non-real-time fails init).
+            .usage_type(UsageType::CameraVideoRealTime)
             .rate_control_mode(RateControlMode::Quality)
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
