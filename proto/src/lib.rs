@@ -6,11 +6,15 @@
 //! protox (no system protoc).
 
 pub mod chunk;
+pub mod client;
 pub mod error;
 pub mod limits;
+pub mod progress;
+pub mod server;
 pub mod tensor;
 
 pub use error::{ErrorCode, ServiceError};
+pub use progress::ProgressSink;
 
 /// `trellis2.common.v1`: images, tensors, latents, meshes, progress, errors, service info.
 pub mod common {

@@ -1,0 +1,84 @@
+//! What every trellis2 gRPC server exposes besides its own service: gRPC health checking driven
+//! by the implementation's readiness, and server reflection over all trellis2 protos.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_reflection::server::v1::{ServerReflection, ServerReflectionServer};
+
+/// How often readiness is re-read for the health service: short enough that `/ready` follows a
+/// model load within a second, long enough to cost nothing.
+pub const READINESS_POLL: Duration = Duration::from_millis(500);
+
+/// Health and reflection services for a server hosting `service_name`.
+///
+/// Health starts NOT_SERVING and follows `is_ready` (polled every [`READINESS_POLL`]) for both
+/// `service_name` and the whole-server entry `""`. The polling task ends when the health service
+/// is dropped.
+pub fn support_services<F, Fut>(
+    service_name: &'static str,
+    is_ready: F,
+) -> (
+    HealthServer<impl Health>,
+    ServerReflectionServer<impl ServerReflection>,
+)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let ready = is_ready().await;
+            if last != Some(ready) {
+                let status = if ready {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                reporter.set_service_status(service_name, status).await;
+                reporter.set_service_status("", status).await;
+                tracing::info!(service = service_name, ready, "health status changed");
+                last = Some(ready);
+            }
+            tokio::time::sleep(READINESS_POLL).await;
+        }
+    });
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    (health, reflection)
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM (for graceful shutdown).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// The incoming-connection stream of a bound listener (lets callers bind port 0 first and learn
+/// the address before serving).
+pub fn incoming(listener: tokio::net::TcpListener) -> tokio_stream::wrappers::TcpListenerStream {
+    tokio_stream::wrappers::TcpListenerStream::new(listener)
+}
