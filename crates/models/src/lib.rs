@@ -8,3 +8,5 @@ pub mod rng;
 pub mod sampler;
 
 pub use error::{ModelError, Result};
+pub mod dit;
+pub mod nn;

@@ -156,3 +156,64 @@ pub fn check(what: &str, port: &[f32], reference: &[f32], tol: f64) {
     eprintln!("{what}: rel err {e:.3e} (tol {tol:.0e})");
     assert!(e <= tol, "{what}: rel err {e:.3e} > {tol:.0e}");
 }
+
+/// The set's `config.json` + `model.safetensors`, which must both exist.
+pub fn model_files(dir: &Path) -> t2_models::config::ModelFiles {
+    let f = t2_models::config::ModelFiles {
+        config: dir.join("config.json"),
+        weights: dir.join("model.safetensors"),
+    };
+    assert!(f.config.is_file(), "{} is missing", f.config.display());
+    assert!(f.weights.is_file(), "{} is missing", f.weights.display());
+    f
+}
+
+/// Intermediates captured through a model probe, by module path (`pre:` for pre-hooks).
+#[derive(Default)]
+pub struct Captured(pub std::collections::HashMap<String, Vec<f32>>);
+
+impl Captured {
+    pub fn probe(&mut self) -> impl FnMut(&str, &t2_tensor::Tensor) + '_ {
+        |name: &str, t: &t2_tensor::Tensor| {
+            let v = t.to_vec_f32().expect("probe download");
+            self.0.insert(name.to_string(), v);
+        }
+    }
+
+    /// Compares every `<prefix>hook.*` / `<prefix>prehook.*` tensor of the set with the capture
+    /// of the same module path; a hook the port did not capture fails the test.
+    /// `tol(name)` gives the tolerance for each module path.
+    pub fn check_hooks(&self, io: &Io, prefix: &str, tol: impl Fn(&str) -> f64) -> usize {
+        let mut n = 0;
+        for name in io.names() {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let key = if let Some(m) = rest.strip_prefix("hook.") {
+                m.to_string()
+            } else if let Some(m) = rest.strip_prefix("prehook.") {
+                format!("pre:{m}")
+            } else {
+                continue;
+            };
+            if key.ends_with(".coords") {
+                continue;
+            }
+            let reference = io.f32(&name);
+            let port = self
+                .0
+                .get(&key)
+                .unwrap_or_else(|| panic!("the port exposes no intermediate `{key}` for `{name}`"));
+            assert_eq!(
+                port.len(),
+                reference.data.len(),
+                "`{name}`: {} values, reference {:?}",
+                port.len(),
+                reference.shape
+            );
+            check(&name, port, &reference.data, tol(&key));
+            n += 1;
+        }
+        n
+    }
+}
