@@ -2,17 +2,28 @@
 //! decimation, cleanup, UV unwrapping, texture baking, GLB/OBJ/PLY export and preview rendering.
 //! Pure geometry on plain Rust types (no tensors), so it runs anywhere and is testable alone.
 
+pub mod bake;
 pub mod bvh;
+pub mod cleanup;
+pub mod decimate;
 pub mod error;
 pub mod export;
 pub mod fdg;
 pub mod geom;
+pub mod glb;
 pub mod holes;
+mod inpaint;
+pub mod postprocess;
 pub mod remesh;
 pub mod render;
+pub mod sample;
+pub mod synth;
 pub mod topology;
 pub mod types;
+pub mod uv;
 mod voxel_hash;
 
 pub use error::MeshError;
+pub use glb::TextureFormat;
+pub use postprocess::{GlbParams, GlbReport, to_glb, to_textured_mesh};
 pub use types::{MeshWithVoxel, Texture, TexturedMesh, TriMesh};

@@ -1,0 +1,204 @@
+//! The reference's `o_voxel.postprocess.to_glb` flow (spec §4.4): fill holes → BVH of the
+//! "original" mesh → remesh + decimate (production path) or decimate + cleanup (non-remesh path)
+//! → UV unwrap → vertex normals → texture bake → GLB. Each step is timed for the bench.
+
+use std::time::{Duration, Instant};
+
+use crate::bvh::Bvh;
+use crate::cleanup::{cleanup, remove_degenerate_faces, vertex_normals};
+use crate::decimate::{DecimateReport, decimate};
+use crate::error::MeshError;
+use crate::glb::{TextureFormat, write_glb};
+use crate::holes::{DEFAULT_MAX_HOLE_PERIMETER, fill_holes};
+use crate::remesh::{RemeshParams, remesh_narrow_band_dc};
+use crate::topology::compact_vertices;
+use crate::types::{MeshWithVoxel, TexturedMesh, TriMesh};
+use crate::{bake, uv};
+
+/// Small connected components below this area are dropped on the non-remesh path.
+const MIN_COMPONENT_AREA: f32 = 1e-5;
+
+/// `to_glb` parameters. `Default` is the production setting of the reference app (`app.py`:
+/// 500k faces, 2048² textures, remesh with band 1 and no projection); `to_glb`'s own defaults
+/// differ (no remesh, projection 0.9).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GlbParams {
+    pub decimation_target: usize,
+    /// 512, 1024, 2048 or 4096.
+    pub texture_size: u32,
+    pub remesh: bool,
+    pub remesh_band: f32,
+    pub remesh_project: f32,
+    pub texture_format: TextureFormat,
+}
+
+impl Default for GlbParams {
+    fn default() -> Self {
+        GlbParams {
+            decimation_target: 500_000,
+            texture_size: 2048,
+            remesh: true,
+            remesh_band: 1.0,
+            remesh_project: 0.0,
+            texture_format: TextureFormat::Png,
+        }
+    }
+}
+
+impl GlbParams {
+    pub fn validate(&self) -> Result<(), MeshError> {
+        let bad = |name, reason: String| Err(MeshError::InvalidParameter { name, reason });
+        if !matches!(self.texture_size, 512 | 1024 | 2048 | 4096) {
+            return bad(
+                "texture_size",
+                format!("{} is not one of 512, 1024, 2048, 4096", self.texture_size),
+            );
+        }
+        if self.decimation_target < 4 {
+            return bad(
+                "decimation_target",
+                format!("{} is below 4 faces", self.decimation_target),
+            );
+        }
+        if !(self.remesh_band > 0.0 && self.remesh_band <= 8.0) {
+            return bad(
+                "remesh_band",
+                format!("{} is not in (0, 8]", self.remesh_band),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.remesh_project) {
+            return bad(
+                "remesh_project",
+                format!("{} is not in [0, 1]", self.remesh_project),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Wall time per step and the sizes in between.
+#[derive(Clone, Debug, Default)]
+pub struct GlbReport {
+    pub steps: Vec<(&'static str, Duration)>,
+    pub input_faces: usize,
+    pub remeshed_faces: usize,
+    pub decimate: Option<DecimateReport>,
+    pub output_faces: usize,
+    pub output_vertices: usize,
+    pub charts: u32,
+    pub covered_texels: usize,
+}
+
+impl GlbReport {
+    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.steps.push((name, t.elapsed()));
+        out
+    }
+}
+
+/// Everything up to the textured mesh (no serialisation).
+pub fn to_textured_mesh(
+    input: &MeshWithVoxel,
+    p: &GlbParams,
+) -> Result<(TexturedMesh, GlbReport), MeshError> {
+    p.validate()?;
+    if input.resolution == 0 {
+        return Err(MeshError::InvalidParameter {
+            name: "resolution",
+            reason: "must be positive".into(),
+        });
+    }
+    let mut r = GlbReport {
+        input_faces: input.mesh.faces.len(),
+        ..Default::default()
+    };
+    let mut original = input.mesh.clone();
+    r.time("fill_holes", || {
+        fill_holes(&mut original, DEFAULT_MAX_HOLE_PERIMETER)
+    })?;
+    let bvh = r.time("bvh", || Bvh::new(&original.vertices, &original.faces))?;
+
+    let mut mesh = if p.remesh {
+        let params = RemeshParams::for_grid(input.resolution, p.remesh_band, p.remesh_project);
+        let remeshed = r.time("remesh", || remesh_narrow_band_dc(&bvh, &params))?;
+        r.remeshed_faces = remeshed.faces.len();
+        let (m, d) = r.time("decimate", || decimate(&remeshed, p.decimation_target))?;
+        r.decimate = Some(d);
+        m
+    } else {
+        non_remesh_path(&original, p.decimation_target, &mut r)?
+    };
+    r.time("remove_degenerate", || {
+        remove_degenerate_faces(&mut mesh);
+        compact_vertices(&mut mesh.vertices, &mut mesh.faces);
+    });
+    if mesh.faces.is_empty() {
+        return Err(MeshError::Empty("no faces left after simplification"));
+    }
+    let uv_mesh = r.time("uv_unwrap", || uv::unwrap(&mesh, p.texture_size))?;
+    r.charts = uv_mesh.chart_count;
+    let normals = r.time("normals", || {
+        let n = vertex_normals(&mesh.vertices, &mesh.faces);
+        uv_mesh
+            .xref
+            .iter()
+            .map(|&i| n[i as usize])
+            .collect::<Vec<_>>()
+    });
+    let baked = r.time("bake", || bake::bake(&uv_mesh, &bvh, input, p.texture_size))?;
+    r.covered_texels = baked.covered;
+    r.output_faces = uv_mesh.faces.len();
+    r.output_vertices = uv_mesh.positions.len();
+    let out = TexturedMesh {
+        positions: uv_mesh.positions,
+        normals,
+        uvs: uv_mesh.uvs,
+        faces: uv_mesh.faces,
+        base_color: baked.base_color,
+        metallic_roughness: baked.metallic_roughness,
+        double_sided: !p.remesh,
+    };
+    Ok((out, r))
+}
+
+/// The reference's non-remesh branch: simplify to 3× target, clean, simplify to target, clean,
+/// unify orientation. Hole filling can add a few faces back; a last decimation keeps the target.
+fn non_remesh_path(
+    original: &TriMesh,
+    target: usize,
+    r: &mut GlbReport,
+) -> Result<TriMesh, MeshError> {
+    let (mut m, _) = r.time("decimate_3x", || {
+        decimate(original, target.saturating_mul(3))
+    })?;
+    r.time("cleanup", || -> Result<(), MeshError> {
+        cleanup(&mut m, MIN_COMPONENT_AREA, false)?;
+        fill_holes(&mut m, DEFAULT_MAX_HOLE_PERIMETER)?;
+        Ok(())
+    })?;
+    let (mut m, d) = r.time("decimate", || decimate(&m, target))?;
+    r.decimate = Some(d);
+    r.time("cleanup_final", || -> Result<(), MeshError> {
+        cleanup(&mut m, MIN_COMPONENT_AREA, false)?;
+        fill_holes(&mut m, DEFAULT_MAX_HOLE_PERIMETER)?;
+        if m.faces.len() > target {
+            m = decimate(&m, target)?.0;
+            cleanup(&mut m, MIN_COMPONENT_AREA, false)?;
+        }
+        crate::cleanup::unify_face_orientations(&mut m);
+        Ok(())
+    })?;
+    Ok(m)
+}
+
+/// The whole flow to GLB bytes.
+pub fn to_glb(
+    input: &MeshWithVoxel,
+    p: &GlbParams,
+) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
+    let (tm, mut r) = to_textured_mesh(input, p)?;
+    let glb = r.time("glb", || write_glb(&tm, p.texture_format))?;
+    Ok((glb, tm, r))
+}
