@@ -126,3 +126,114 @@ fn slat_flow_shape_forward() {
 fn slat_flow_tex_forward() {
     slat_forward("slat_flow_tex");
 }
+
+/// The `sampler` set with the real tiny models (../ss_flow, ../slat_flow_shape, ../slat_flow_tex).
+/// Per call, teacher-forced (the reference's x_t of that step goes in): model output vs
+/// `calls.out` at 3e-5 (a whole DiT forward, see above). Free-running 4-step run: samples vs
+/// `out.samples` at 1e-4 (README: CFG ×7.5 amplifies).
+#[test]
+fn sampler_end_to_end() {
+    use t2_models::config::SamplerParams;
+    use t2_models::dit::velocity::{DenseVelocity, SparseVelocity};
+    use t2_models::sampler::{Cond, FlowEulerGuidanceIntervalSampler, StdKind, VelocityModel};
+
+    let Some(dir) = common::set_dir("sampler") else {
+        return;
+    };
+    let root = common::goldens_root();
+    let dev = Device::from_env().expect("device");
+    let io = common::Io::open(&dir);
+    let ss = SparseStructureFlowModel::load(
+        &common::model_files(&root.join("ss_flow")),
+        Precision::F32,
+        &dev,
+    )
+    .expect("ss_flow");
+    let shape = SLatFlowModel::load(
+        &common::model_files(&root.join("slat_flow_shape")),
+        Precision::F32,
+        &dev,
+    )
+    .expect("slat_flow_shape");
+    let tex = SLatFlowModel::load(
+        &common::model_files(&root.join("slat_flow_tex")),
+        Precision::F32,
+        &dev,
+    )
+    .expect("slat_flow_tex");
+    for stage in ["ss", "shape", "tex"] {
+        let cond = tensor(&io, &format!("{stage}.in.cond"), &dev);
+        let noise = if stage == "ss" {
+            io.f32("ss.in.noise").data
+        } else {
+            io.f32(&format!("{stage}.in.noise_feats")).data
+        };
+        // shape and tex share the shape set's coords.
+        let coords = io.coords4("shape.in.coords");
+        let concat = (stage == "tex").then(|| io.f32("tex.in.concat_cond_feats").data);
+        let mut model: Box<dyn VelocityModel> = match stage {
+            "ss" => Box::new(DenseVelocity::new(&ss, &cond).unwrap()),
+            "shape" => Box::new(SparseVelocity::new(&shape, &coords, &cond, None).unwrap()),
+            _ => Box::new(SparseVelocity::new(&tex, &coords, &cond, concat.as_deref()).unwrap()),
+        };
+        let n = noise.len();
+        let xt = io.f32(&format!("{stage}.out.pred_x_t")).data;
+        let outs = io.f32(&format!("{stage}.calls.out")).data;
+        let steps = io.i32(&format!("{stage}.calls.step")).data;
+        let ts = io.f32(&format!("{stage}.calls.t")).data;
+        let neg = io.u8(&format!("{stage}.calls.uses_neg_cond")).data;
+        for k in 0..ts.len() {
+            let s = steps[k] as usize;
+            let x_in = if s == 0 {
+                &noise[..]
+            } else {
+                &xt[(s - 1) * n..s * n]
+            };
+            let c = if neg[k] != 0 {
+                Cond::Negative
+            } else {
+                Cond::Positive
+            };
+            let v = model.velocity(x_in, ts[k], c).expect("velocity");
+            common::check(
+                &format!("{stage}.calls.out[{k}]"),
+                &v,
+                &outs[k * n..(k + 1) * n],
+                3e-5,
+            );
+        }
+        let (gs, rr, gi, r) = match stage {
+            "ss" => (7.5, 0.7, [0.6, 1.0], 5.0),
+            "shape" => (7.5, 0.5, [0.6, 1.0], 3.0),
+            _ => (1.0, 0.0, [0.6, 0.9], 3.0),
+        };
+        let params = SamplerParams {
+            steps: io.f32(&format!("{stage}.out.pred_v")).shape[0],
+            guidance_strength: gs,
+            guidance_rescale: rr,
+            guidance_interval: gi,
+            rescale_t: r,
+        };
+        let std_kind = if stage == "ss" {
+            StdKind::DenseUnbiased
+        } else {
+            StdKind::SparsePopulation { channels: 32 }
+        };
+        let out = FlowEulerGuidanceIntervalSampler::new(1e-5)
+            .sample(
+                model.as_mut(),
+                noise.clone(),
+                &params,
+                std_kind,
+                &mut |_, _| Ok(()),
+                None,
+            )
+            .expect("sample");
+        common::check(
+            &format!("{stage}.samples (free-running)"),
+            &out,
+            &io.f32(&format!("{stage}.out.samples")).data,
+            1e-4,
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod block;
 pub mod rope;
 mod slat_flow;
 mod ss_flow;
+pub mod velocity;
 
 pub use slat_flow::SLatFlowModel;
 pub use ss_flow::SparseStructureFlowModel;
