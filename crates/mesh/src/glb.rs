@@ -8,7 +8,11 @@
 //! and trimesh's exporter flips it back when writing the GLB, so the file's `v` is the baked one
 //! there too.
 //!
-//! Textures are PNG by default; WebP (lossless, `EXT_texture_webp`, required) on request.
+//! Textures are PNG by default. On request they are also written as lossless WebP through
+//! `EXT_texture_webp` (listed as used, not required), with the PNG kept as the core `source`:
+//! the core spec only allows PNG/JPEG there (the Khronos validator rejects WebP), and loaders
+//! without the extension — the `gltf` crate among them — refuse a file that requires it. So a
+//! WebP GLB carries both encodings and loads everywhere; WebP-capable viewers take the WebP.
 
 use std::io::Cursor;
 
@@ -189,35 +193,44 @@ impl Builder {
         })
     }
 
-    fn texture(
+    fn image(
         &mut self,
         t: &Texture,
         format: TextureFormat,
-        sampler: Index<json::texture::Sampler>,
-    ) -> Result<Index<json::Texture>, MeshError> {
+    ) -> Result<Index<json::Image>, MeshError> {
         let bytes = encode_texture(t, format)?;
         let view = self.view(&bytes, None);
-        let image = self.root.push(json::Image {
+        Ok(self.root.push(json::Image {
             buffer_view: Some(view),
             mime_type: Some(json::image::MimeType(format.mime().into())),
             name: None,
             uri: None,
             extensions: None,
             extras: Default::default(),
-        });
+        }))
+    }
+
+    fn texture(
+        &mut self,
+        t: &Texture,
+        format: TextureFormat,
+        sampler: Index<json::texture::Sampler>,
+    ) -> Result<Index<json::Texture>, MeshError> {
+        let png = self.image(t, TextureFormat::Png)?;
         let mut extensions = None;
         if format == TextureFormat::Webp {
+            let webp = self.image(t, TextureFormat::Webp)?;
             let mut ext = json::extensions::texture::Texture::default();
             ext.others.insert(
                 WEBP_EXT.into(),
-                serde_json::json!({ "source": image.value() }),
+                serde_json::json!({ "source": webp.value() }),
             );
             extensions = Some(ext);
         }
         Ok(self.root.push(json::Texture {
             name: None,
             sampler: Some(sampler),
-            source: image,
+            source: png,
             extensions,
             extras: Default::default(),
         }))
@@ -258,21 +271,8 @@ impl Builder {
         });
         if webp {
             self.root.extensions_used.push(WEBP_EXT.into());
-            self.root.extensions_required.push(WEBP_EXT.into());
         }
-        let mut value =
-            serde_json::to_value(&self.root).map_err(|e| MeshError::Gltf(e.to_string()))?;
-        if webp {
-            // With the extension required, the core `source` (which may only name PNG or JPEG
-            // images) is omitted; gltf-json's typed `Texture` always writes it.
-            if let Some(ts) = value.get_mut("textures").and_then(|t| t.as_array_mut()) {
-                for t in ts {
-                    if let Some(o) = t.as_object_mut() {
-                        o.remove("source");
-                    }
-                }
-            }
-        }
+        let value = serde_json::to_value(&self.root).map_err(|e| MeshError::Gltf(e.to_string()))?;
         let json_bytes = serde_json::to_vec(&value).map_err(|e| MeshError::Gltf(e.to_string()))?;
         Ok(glb_container(json_bytes, self.bin))
     }

@@ -110,6 +110,13 @@ pub fn to_textured_mesh(
             reason: "must be positive".into(),
         });
     }
+    if input.coords.len() != input.attrs.len() {
+        return Err(MeshError::LengthMismatch {
+            what: "voxel attrs",
+            expected: input.coords.len(),
+            got: input.attrs.len(),
+        });
+    }
     let mut r = GlbReport {
         input_faces: input.mesh.faces.len(),
         ..Default::default()
