@@ -238,3 +238,20 @@ fn rmbg_input_matches_pillow_and_torchvision() {
         );
     }
 }
+
+#[test]
+fn wide_inputs_are_downscaled_in_their_own_mode_then_converted() {
+    let cases = cases("prepare_rgb");
+    assert!(cases.len() >= 5);
+    for c in cases {
+        let source = c["source"].as_str().unwrap();
+        let src = load_source(source);
+        assert_eq!(src.mode(), c["mode"], "{source}");
+        let Prepared::NeedsBackgroundRemoval(rgb) = prepare(&src).unwrap() else {
+            panic!("{source}: no RGBA alpha, so background removal");
+        };
+        let size = (c["size"][0].as_u64().unwrap() as u32, c["size"][1].as_u64().unwrap() as u32);
+        assert_eq!(rgb.dimensions(), size, "{source}");
+        assert_eq!(sha256(rgb.as_raw()), c["sha256"], "{source}: differs from Pillow");
+    }
+}
