@@ -82,3 +82,49 @@ pub async fn shutdown_signal() {
 pub fn incoming(listener: tokio::net::TcpListener) -> tokio_stream::wrappers::TcpListenerStream {
     tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
+
+/// A server-streamed response.
+pub type EventStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+/// Runs `work` in its own task and streams what it produces: each progress report as
+/// `on_progress(p)`, then the messages `on_done` makes of its result, or its error as the final
+/// status. When the client goes away (the stream is dropped), the work is dropped with it, so a
+/// cancelled call stops computing.
+pub fn progress_stream<T, R, W, Fut>(
+    work: W,
+    on_progress: fn(crate::common::v1::Progress) -> T,
+    on_done: impl FnOnce(R) -> Vec<T> + Send + 'static,
+) -> EventStream<T>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    W: FnOnce(crate::ProgressSink) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, crate::ServiceError>> + Send + 'static,
+{
+    use tracing::Instrument;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<T, tonic::Status>>();
+    let progress_tx = tx.clone();
+    let sink = crate::ProgressSink::new(move |p| {
+        let _ = progress_tx.send(Ok(on_progress(p)));
+    });
+    let task = async move {
+        tokio::select! {
+            result = work(sink) => match result {
+                Ok(value) => {
+                    for message in on_done(value) {
+                        if tx.send(Ok(message)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                }
+            },
+            _ = tx.closed() => tracing::info!("client went away; computation cancelled"),
+        }
+    };
+    tokio::spawn(task.instrument(tracing::Span::current()));
+    Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
+}

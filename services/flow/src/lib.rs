@@ -1,1 +1,174 @@
-//! Flow-sampling service
+//! Flow-sampling service: sparse-structure flow + decoder, shape (single or cascade) and texture
+//! structured-latent flows. Returns latents only; decoding belongs to the mesh service.
+//!
+//! [`FlowSampler`] is the service as a trait; [`GrpcAdapter`] serves it (progress streamed,
+//! then one `Latents` message), [`RemoteFlowSampler`] calls a remote one through the same trait.
+//! The compute arrives from `t2-models`; until then [`NotBuilt`] answers UNIMPLEMENTED.
+
+pub mod params;
+
+use std::sync::Arc;
+
+use t2_proto::common::v1::{GetInfoRequest, Latents, Progress, ServiceInfo};
+use t2_proto::flow::v1::flow_client::FlowClient;
+use t2_proto::flow::v1::flow_server::{self, FlowServer};
+use t2_proto::flow::v1::generate_response::Event;
+use t2_proto::flow::v1::{GenerateRequest, GenerateResponse};
+use t2_proto::limits::MAX_MESSAGE_BYTES;
+use t2_proto::server::EventStream;
+use t2_proto::{ErrorCode, ProgressSink, ServiceError, service_names};
+use t2_telemetry::grpc::{GrpcServerTraceLayer, TraceContextInjector};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+pub const SERVICE: &str = "flow";
+
+/// Flow sampling as a library trait.
+#[async_trait::async_trait]
+pub trait FlowSampler: Send + Sync + 'static {
+    async fn info(&self) -> ServiceInfo;
+    /// Samples the latents of one asset, reporting progress per stage and step.
+    async fn generate(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+    ) -> Result<Latents, ServiceError>;
+}
+
+/// The implementation used while flow sampling is not built into this binary.
+#[derive(Debug, Clone, Default)]
+pub struct NotBuilt;
+
+const NOT_BUILT: &str = "flow sampling (sparse-structure, shape and texture flows) is not built into this binary \
+     yet; no output can be produced";
+
+#[async_trait::async_trait]
+impl FlowSampler for NotBuilt {
+    async fn info(&self) -> ServiceInfo {
+        ServiceInfo {
+            service: SERVICE.into(),
+            ready: false,
+            detail: NOT_BUILT.into(),
+            ..Default::default()
+        }
+    }
+
+    async fn generate(&self, _: GenerateRequest, _: ProgressSink) -> Result<Latents, ServiceError> {
+        Err(ServiceError::NotImplemented(NOT_BUILT.into()))
+    }
+}
+
+/// Rejects an invalid request with every problem listed.
+pub fn validate_request(req: &GenerateRequest) -> Result<(), ServiceError> {
+    let problems = params::request_problems(req);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidArgument(problems.join("; ")))
+    }
+}
+
+/// Serves a [`FlowSampler`] as `trellis2.flow.v1.Flow`.
+pub struct GrpcAdapter(pub Arc<dyn FlowSampler>);
+
+#[tonic::async_trait]
+impl flow_server::Flow for GrpcAdapter {
+    type GenerateStream = EventStream<GenerateResponse>;
+
+    #[tracing::instrument(name = "flow.generate", skip_all)]
+    async fn generate(
+        &self,
+        request: Request<GenerateRequest>,
+    ) -> Result<Response<Self::GenerateStream>, Status> {
+        let req = request.into_inner();
+        validate_request(&req)?;
+        let imp = self.0.clone();
+        let stream = t2_proto::server::progress_stream(
+            move |sink| async move { imp.generate(req, sink).await },
+            |p: Progress| GenerateResponse {
+                event: Some(Event::Progress(p)),
+            },
+            |latents| {
+                vec![GenerateResponse {
+                    event: Some(Event::Latents(latents)),
+                }]
+            },
+        );
+        Ok(Response::new(stream))
+    }
+
+    async fn get_info(&self, _: Request<GetInfoRequest>) -> Result<Response<ServiceInfo>, Status> {
+        Ok(Response::new(self.0.info().await))
+    }
+}
+
+pub fn grpc_service(imp: Arc<dyn FlowSampler>) -> FlowServer<GrpcAdapter> {
+    FlowServer::new(GrpcAdapter(imp))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Serves `imp` with health, reflection and trace-context extraction until `shutdown`.
+pub async fn serve(
+    imp: Arc<dyn FlowSampler>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let probe = imp.clone();
+    let (health, reflection) = t2_proto::server::support_services(service_names::FLOW, move || {
+        let p = probe.clone();
+        async move { p.info().await.ready }
+    });
+    tonic::transport::Server::builder()
+        .layer(GrpcServerTraceLayer::new(SERVICE))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(grpc_service(imp))
+        .serve_with_incoming_shutdown(t2_proto::server::incoming(listener), shutdown)
+        .await
+}
+
+/// A remote flow sampler behind the same trait.
+#[derive(Clone)]
+pub struct RemoteFlowSampler {
+    channel: Channel,
+    client: FlowClient<InterceptedService<Channel, TraceContextInjector>>,
+}
+
+impl RemoteFlowSampler {
+    pub fn new(channel: Channel) -> Self {
+        let client = FlowClient::with_interceptor(channel.clone(), TraceContextInjector)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Self { channel, client }
+    }
+}
+
+#[async_trait::async_trait]
+impl FlowSampler for RemoteFlowSampler {
+    async fn info(&self) -> ServiceInfo {
+        let mut client = self.client.clone();
+        let call = client.get_info(GetInfoRequest {});
+        t2_proto::client::remote_info(SERVICE, &self.channel, service_names::FLOW, call).await
+    }
+
+    async fn generate(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+    ) -> Result<Latents, ServiceError> {
+        let mut stream = self.client.clone().generate(request).await?.into_inner();
+        while let Some(msg) = stream.message().await? {
+            match msg.event {
+                Some(Event::Progress(p)) => progress.send(p),
+                Some(Event::Latents(l)) => return Ok(l),
+                None => {}
+            }
+        }
+        Err(ServiceError::failed(
+            ErrorCode::GenerationError,
+            "flow stream ended without latents",
+        ))
+    }
+}

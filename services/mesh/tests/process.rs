@@ -1,0 +1,117 @@
+//! Starts the real `trellis2-mesh` binary on a loopback port and checks its gRPC surface: health
+//! NOT_SERVING (no models in this build), reflection, and UNIMPLEMENTED (never fake output).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use t2_proto::common::v1::GetInfoRequest;
+use t2_proto::mesh::v1::mesh_client::MeshClient;
+use t2_proto::mesh::v1::{ExportParams, ExtractRequest, TextureFormat};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start() -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trellis2-mesh"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (Proc(child), format!("http://{addr}"))
+}
+
+#[tokio::test]
+async fn binary_serves_health_reflection_and_unimplemented() {
+    let (_proc, url) = start();
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: t2_proto::service_names::MESH.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status();
+    assert_eq!(status, ServingStatus::NotServing);
+
+    let mut client = MeshClient::new(channel.clone());
+    let info = client
+        .get_info(GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!info.ready);
+    assert!(info.detail.contains("not built"), "{}", info.detail);
+
+    let t = t2_proto::tensor::dense_f32(&[1, 2], &[0.0; 2]);
+    let valid = ExtractRequest {
+        latents: Some(t2_proto::common::v1::Latents {
+            model_id: "m".into(),
+            resolution: 1024,
+            coords: Some(t2_proto::tensor::dense_i32(&[1, 4], &[0; 4])),
+            shape_slat: Some(t.clone()),
+            tex_slat: Some(t),
+        }),
+        params: Some(ExportParams {
+            decimation_target: 100_000,
+            texture_size: 1024,
+            remesh: true,
+            remesh_band: 1.0,
+            remesh_project: 0.0,
+            texture_format: TextureFormat::Png as i32,
+        }),
+        preview_video: false,
+    };
+    // A streamed call fails either before or as its first message.
+    let err = match client.extract(valid.clone()).await {
+        Err(e) => e,
+        Ok(r) => r.into_inner().message().await.unwrap_err(),
+    };
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert!(err.message().contains("not built"), "{}", err.message());
+
+    let err = client
+        .extract(ExtractRequest {
+            latents: None,
+            ..valid
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    let services = t2_proto::client::reflection_services(channel)
+        .await
+        .unwrap();
+    assert!(
+        services.contains(&t2_proto::service_names::MESH.to_string()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_string()),
+        "{services:?}"
+    );
+}
