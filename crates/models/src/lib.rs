@@ -3,6 +3,7 @@
 //! PyTorch-exact noise and the pipeline that chains them. One module per reference module.
 
 pub mod config;
+pub mod decoders;
 pub mod dinov3;
 pub mod error;
 pub mod rng;

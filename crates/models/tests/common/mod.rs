@@ -197,6 +197,14 @@ impl Captured {
                 continue;
             };
             if key.ends_with(".coords") {
+                // Coordinates are decisions: exact.
+                let reference = io.i32(&name);
+                let port = self.0.get(&key).unwrap_or_else(|| {
+                    panic!("the port exposes no intermediate `{key}` for `{name}`")
+                });
+                let port: Vec<i32> = port.iter().map(|&v| v as i32).collect();
+                assert!(port == reference.data, "`{name}`: coordinates differ");
+                n += 1;
                 continue;
             }
             let reference = io.f32(&name);
@@ -216,4 +224,41 @@ impl Captured {
         }
         n
     }
+}
+
+/// `hookstat.*` vectors: `[numel, mean, std (unbiased), min, max, sum|x|]` (f64) of a capture.
+pub fn stats(v: &[f32]) -> [f64; 6] {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let min = v.iter().fold(f64::INFINITY, |a, &x| a.min(x as f64));
+    let max = v.iter().fold(f64::NEG_INFINITY, |a, &x| a.max(x as f64));
+    let l1 = v.iter().map(|&x| (x as f64).abs()).sum::<f64>();
+    [n, mean, var.sqrt(), min, max, l1]
+}
+
+/// Compares every `<prefix>hookstat.*` with the statistics of the captured tensor: numel exact,
+/// then `[mean, std, min, max, mean|x|]` as one vector with `rel_err <= tol`.
+pub fn check_hookstats(cap: &Captured, io: &Io, prefix: &str, tol: f64) -> usize {
+    let mut n = 0;
+    for name in io.names() {
+        let Some(key) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix("hookstat."))
+        else {
+            continue;
+        };
+        let r = io.f64(&name).data;
+        let port = cap
+            .0
+            .get(key)
+            .unwrap_or_else(|| panic!("no capture `{key}` for `{name}`"));
+        let p = stats(port);
+        assert_eq!(p[0], r[0], "`{name}`: numel");
+        let pv = [p[1], p[2], p[3], p[4], p[5] / p[0]].map(|x| x as f32);
+        let rv = [r[1], r[2], r[3], r[4], r[5] / r[0]].map(|x| x as f32);
+        check(&name, &pv, &rv, tol);
+        n += 1;
+    }
+    n
 }
