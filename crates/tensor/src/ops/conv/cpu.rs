@@ -75,6 +75,12 @@ fn gemm_bias(
 }
 
 pub(super) fn conv3d(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    conv3d_slabs(x, w, b, MAX_COLS)
+}
+
+/// conv3d with im2col buffers of at most `max_cols` floats (a parameter so tests can force
+/// several depth slabs on small inputs).
+fn conv3d_slabs(x: &Tensor, w: &Tensor, b: Option<&Tensor>, max_cols: usize) -> Result<Tensor> {
     const OP: &str = "conv3d";
     let (bn, ci, d, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3), x.dim(4));
     let co = w.dim(0);
@@ -93,7 +99,7 @@ pub(super) fn conv3d(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tenso
         }
         return tensor_from_f32(out, &[bn, co, d, h, wd], x.dtype());
     }
-    let slab = (MAX_COLS / (k * plane)).clamp(1, d);
+    let slab = (max_cols / (k * plane)).clamp(1, d);
     let mut cols = vec![0f32; k * slab * plane];
     for bi in 0..bn {
         let vin = &xs[bi * ci * vol..(bi + 1) * ci * vol];
@@ -234,3 +240,43 @@ const WINDOW: [(usize, usize, usize); 8] = [
     (1, 1, 0),
     (1, 1, 1),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::random_vec;
+    use crate::{Device, ops};
+
+    #[test]
+    fn depth_slabs_agree_with_one_slab() {
+        let (ci, d, h, w, co) = (3, 7, 4, 5, 2);
+        let x = Tensor::from_vec(
+            random_vec(ci * d * h * w, 1),
+            &[1, ci, d, h, w],
+            &Device::Cpu,
+        );
+        let wt = Tensor::from_vec(
+            random_vec(co * ci * 27, 2),
+            &[co, ci, 3, 3, 3],
+            &Device::Cpu,
+        );
+        let b = Tensor::from_vec(random_vec(co, 3), &[co], &Device::Cpu).unwrap();
+        let (x, wt) = (x.unwrap(), wt.unwrap());
+        let whole = ops::conv3d(&x, &wt, Some(&b))
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        // 2 planes of 81 rows × 20 columns per slab: slabs of 2, 2, 2 and 1 depth planes.
+        let cols = 2 * ci * 27 * h * w;
+        let slabs = conv3d_slabs(&x, &wt, Some(&b), cols).unwrap();
+        // Same products, possibly another blocking inside the GEMM. Each is an f32 sum of ≤ 82
+        // terms of magnitude ≤ 1, so the two differ by ≤ 2·83·u·82 ≈ 8e-4 absolute; a slab
+        // offset bug moves values by O(1).
+        let (a, b) = (slabs.to_vec_f32().unwrap(), whole);
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(err < 8e-4, "slabbed conv3d differs by {err:e}");
+    }
+}
