@@ -1,0 +1,73 @@
+//! `trellis2-gateway`: the HTTP gateway in front of the four gRPC services.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use t2_gateway::{AppState, Backends, GatewayConfig, UpstreamUrls};
+
+#[derive(Debug, Parser)]
+#[command(name = "trellis2-gateway", version, about = "trellis2 HTTP gateway")]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "TRELLIS2_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: String,
+    /// Data directory: tokens, job database, artifacts, state key.
+    #[arg(long, env = "TRELLIS2_DATA", default_value = "./data")]
+    data: PathBuf,
+    #[arg(
+        long,
+        env = "TRELLIS2_RMBG_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    rmbg_url: String,
+    #[arg(
+        long,
+        env = "TRELLIS2_DINOV3_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    dinov3_url: String,
+    #[arg(
+        long,
+        env = "TRELLIS2_FLOW_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    flow_url: String,
+    #[arg(
+        long,
+        env = "TRELLIS2_MESH_URL",
+        default_value = "http://127.0.0.1:50054"
+    )]
+    mesh_url: String,
+    /// Jobs executed at once (one per GPU).
+    #[arg(long, env = "TRELLIS2_JOB_CONCURRENCY", default_value_t = 1)]
+    job_concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _telemetry = t2_telemetry::init_from_env("trellis2-gateway")?;
+    let backends = Backends::grpc(&UpstreamUrls {
+        rmbg: args.rmbg_url,
+        dinov3: args.dinov3_url,
+        flow: args.flow_url,
+        mesh: args.mesh_url,
+    })
+    .context("upstream URLs")?;
+    let config = GatewayConfig {
+        data_dir: args.data,
+        job_concurrency: args.job_concurrency,
+    };
+    let state = AppState::open(&config, backends).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
+    tracing::info!(%addr, "trellis2-gateway starting");
+    axum::serve(listener, t2_gateway::app(state))
+        .with_graceful_shutdown(t2_proto::server::shutdown_signal())
+        .await?;
+    Ok(())
+}
