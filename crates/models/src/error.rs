@@ -23,6 +23,15 @@ pub enum ModelError {
     /// Caller input that does not fit the model (shapes, sizes, empty structures).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Mesh extraction from the decoded flexible dual grid failed.
+    #[error(transparent)]
+    Mesh(#[from] t2_mesh::MeshError),
+    /// Image preprocessing (crop / premultiply) refused the input.
+    #[error(transparent)]
+    Image(#[from] t2_imageops::ImageError),
+    /// A stage needs a model this pipeline instance did not load.
+    #[error("model `{0}` is not loaded (not listed in pipeline.json, or not requested)")]
+    NotLoaded(String),
     /// The caller's cancellation check asked to stop between sampler steps.
     #[error("cancelled")]
     Cancelled,

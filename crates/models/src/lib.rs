@@ -12,3 +12,4 @@ pub mod sampler;
 pub use error::{ModelError, Result};
 pub mod dit;
 pub mod nn;
+pub mod pipeline;

@@ -65,6 +65,15 @@ fn ss_decoder_logits_and_coords() {
     assert_eq!(logits.shape(), &reference.shape[..], "logits shape");
     common::check("out.logits", &port, &reference.data, TOL);
     let dim = reference.shape[2];
+    let info = io.info();
+    assert_eq!(
+        info["full_resolution"].as_u64(),
+        Some(dim as u64),
+        "info.full_resolution"
+    );
+    let pool = info["pool_resolution"]
+        .as_u64()
+        .expect("info.pool_resolution") as usize;
     // The glue on the reference logits must give the reference coords exactly ...
     let full = io.coords4("out.coords_full");
     let pooled = io.coords4("out.coords_pooled");
@@ -74,7 +83,7 @@ fn ss_decoder_logits_and_coords() {
         "coords_full glue"
     );
     assert_eq!(
-        occupied_coords(&reference.data, dim, dim / 2).unwrap(),
+        occupied_coords(&reference.data, dim, pool).unwrap(),
         pooled,
         "coords_pooled glue"
     );
@@ -86,7 +95,7 @@ fn ss_decoder_logits_and_coords() {
             "coords_full"
         );
         assert_eq!(
-            occupied_coords(&port, dim, dim / 2).unwrap(),
+            occupied_coords(&port, dim, pool).unwrap(),
             pooled,
             "coords_pooled"
         );

@@ -202,22 +202,24 @@ fn sampler_end_to_end() {
                 3e-5,
             );
         }
-        let (gs, rr, gi, r) = match stage {
-            "ss" => (7.5, 0.7, [0.6, 1.0], 5.0),
-            "shape" => (7.5, 0.5, [0.6, 1.0], 3.0),
-            _ => (1.0, 0.0, [0.6, 0.9], 3.0),
-        };
+        let info = io.info();
+        let p = &info["params"][stage];
+        let gi = p["guidance_interval"]
+            .as_array()
+            .expect("guidance_interval");
         let params = SamplerParams {
             steps: io.f32(&format!("{stage}.out.pred_v")).shape[0],
-            guidance_strength: gs,
-            guidance_rescale: rr,
-            guidance_interval: gi,
-            rescale_t: r,
+            guidance_strength: p["guidance_strength"].as_f64().expect("guidance_strength"),
+            guidance_rescale: p["guidance_rescale"].as_f64().expect("guidance_rescale"),
+            guidance_interval: [gi[0].as_f64().unwrap(), gi[1].as_f64().unwrap()],
+            rescale_t: p["rescale_t"].as_f64().expect("rescale_t"),
         };
         let std_kind = if stage == "ss" {
             StdKind::DenseUnbiased
         } else {
-            StdKind::SparsePopulation { channels: 32 }
+            StdKind::SparsePopulation {
+                channels: noise.len() / coords.len(),
+            }
         };
         let out = FlowEulerGuidanceIntervalSampler::new(1e-5)
             .sample(

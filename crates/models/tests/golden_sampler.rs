@@ -47,20 +47,23 @@ impl VelocityModel for Replay {
     }
 }
 
-/// The pipeline.json defaults the README lists for each stage (steps from the recording).
-fn stage_params(stage: &str, steps: usize) -> SamplerParams {
-    let (gs, rr, gi, r) = match stage {
-        "ss" => (7.5, 0.7, [0.6, 1.0], 5.0),
-        "shape" => (7.5, 0.5, [0.6, 1.0], 3.0),
-        "tex" => (1.0, 0.0, [0.6, 0.9], 3.0),
-        _ => unreachable!(),
+/// The recorded run's parameters for `stage` (the set's `info` metadata).
+pub fn stage_params(io: &common::Io, stage: &str) -> SamplerParams {
+    let info = io.info();
+    let p = &info["params"][stage];
+    let f = |k: &str| {
+        p[k].as_f64()
+            .unwrap_or_else(|| panic!("info.params.{stage}.{k}"))
     };
+    let gi = p["guidance_interval"]
+        .as_array()
+        .expect("guidance_interval");
     SamplerParams {
-        steps,
-        guidance_strength: gs,
-        guidance_rescale: rr,
-        guidance_interval: gi,
-        rescale_t: r,
+        steps: info["steps"].as_u64().expect("info.steps") as usize,
+        guidance_strength: f("guidance_strength"),
+        guidance_rescale: f("guidance_rescale"),
+        guidance_interval: [gi[0].as_f64().unwrap(), gi[1].as_f64().unwrap()],
+        rescale_t: f("rescale_t"),
     }
 }
 
@@ -87,7 +90,8 @@ fn sampler_teacher_forced() {
         let samples = io.f32(&format!("{stage}.out.samples"));
         let pred_v = io.f32(&format!("{stage}.out.pred_v"));
         let steps = pred_v.shape[0];
-        let params = stage_params(stage, steps);
+        let params = stage_params(&io, stage);
+        assert_eq!(params.steps, steps, "{stage}: steps in info vs recorded");
         let calls = io.f32(&format!("{stage}.calls.out"));
         let mut model = Replay {
             outs: calls.data,

@@ -61,6 +61,18 @@ impl Io {
         SafeTensors::deserialize(&self.bytes).expect("checked at open")
     }
 
+    /// The generator's `info` metadata (JSON): seeds, steps, parameters of the recorded call.
+    pub fn info(&self) -> serde_json::Value {
+        let (_, meta) = SafeTensors::read_metadata(&self.bytes).expect("checked at open");
+        let info = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("info"))
+            .unwrap_or_else(|| panic!("{}: no `info` metadata", self.path.display()));
+        serde_json::from_str(info)
+            .unwrap_or_else(|e| panic!("{}: `info` metadata is not JSON: {e}", self.path.display()))
+    }
+
     pub fn names(&self) -> Vec<String> {
         let mut n: Vec<String> = self
             .st()

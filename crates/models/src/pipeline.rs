@@ -1,0 +1,799 @@
+//! `Trellis2ImageTo3DPipeline` (`trellis2_image_to_3d.py`): the stages as separate calls, so the
+//! services can run them in different processes, plus `run` chaining them like the reference.
+//!
+//! Reference order and number formats kept here: `manual_seed` after preprocessing; noise drawn
+//! on the host in the order SS → (cascade LR shape) → shape → texture, each `randn` row following
+//! the lexicographic coords; samplers in f32 host math with f64 schedules; latent
+//! (de)normalisation as two f32 ops per element; the cascade's `(c + 0.5) / 512 · G` f32
+//! quantisation, `unique`, and the 49,152-token back-off (1536 → 1408 → … → 1024).
+
+use std::str::FromStr;
+
+use image::{RgbImage, RgbaImage};
+use t2_mesh::MeshWithVoxel;
+use t2_tensor::{Device, Tensor};
+
+use crate::config::{Normalization, PipelineConfig, SamplerParams};
+use crate::decoders::{
+    ShapeDecoder, SparseStructureDecoder, Subdivide, Subdivision, TexDecoder, occupied_coords,
+};
+use crate::dinov3::Dinov3;
+use crate::dit::velocity::{DenseVelocity, SparseVelocity};
+use crate::dit::{SLatFlowModel, SparseStructureFlowModel};
+use crate::error::{ModelError, Result};
+use crate::nn::Precision;
+use crate::rng::TorchGenerator;
+use crate::sampler::{FlowEulerGuidanceIntervalSampler, StdKind};
+
+/// The reference's `max_num_tokens` default for the 1536 cascade.
+pub const MAX_NUM_TOKENS: usize = 49_152;
+/// `upsample_times` of the cascade's LR decoder pass (512³ output for a 32³ latent grid).
+const CASCADE_UPSAMPLE_TIMES: usize = 4;
+/// The cascade's LR output resolution (`lr_resolution`).
+const CASCADE_LR_RESOLUTION: u32 = 512;
+
+/// `run(pipeline_type=...)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineType {
+    P512,
+    P1024,
+    Cascade1024,
+    Cascade1536,
+}
+
+impl FromStr for PipelineType {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "512" => PipelineType::P512,
+            "1024" => PipelineType::P1024,
+            "1024_cascade" => PipelineType::Cascade1024,
+            "1536_cascade" => PipelineType::Cascade1536,
+            _ => {
+                return Err(ModelError::invalid(format!(
+                    "pipeline type `{s}` (want 512, 1024, 1024_cascade or 1536_cascade)"
+                )));
+            }
+        })
+    }
+}
+
+impl PipelineType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineType::P512 => "512",
+            PipelineType::P1024 => "1024",
+            PipelineType::Cascade1024 => "1024_cascade",
+            PipelineType::Cascade1536 => "1536_cascade",
+        }
+    }
+    /// The sparse-structure grid the SS stage pools to.
+    pub fn ss_resolution(self) -> usize {
+        if self == PipelineType::P1024 { 64 } else { 32 }
+    }
+    /// Whether the 1024-px condition is needed (all but `512`).
+    pub fn needs_cond_1024(self) -> bool {
+        self != PipelineType::P512
+    }
+}
+
+/// Which stage a progress report belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    SparseStructure,
+    /// The cascade's low-resolution shape pass.
+    ShapeSlatLowRes,
+    ShapeSlat,
+    TexSlat,
+}
+
+/// Progress `(stage, steps done, steps total)`; returning an error (e.g. `Cancelled`) stops the
+/// run between sampler steps.
+pub type Progress<'a> = &'a mut dyn FnMut(Stage, usize, usize) -> Result<()>;
+
+/// Per-stage sampler overrides (the reference's `*_sampler_params` dicts).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SamplerOverrides {
+    pub steps: Option<usize>,
+    pub guidance_strength: Option<f64>,
+    pub guidance_rescale: Option<f64>,
+    pub guidance_interval: Option<[f64; 2]>,
+    pub rescale_t: Option<f64>,
+}
+
+impl SamplerOverrides {
+    pub fn apply(&self, base: &SamplerParams) -> Result<SamplerParams> {
+        let p = SamplerParams {
+            steps: self.steps.unwrap_or(base.steps),
+            guidance_strength: self.guidance_strength.unwrap_or(base.guidance_strength),
+            guidance_rescale: self.guidance_rescale.unwrap_or(base.guidance_rescale),
+            guidance_interval: self.guidance_interval.unwrap_or(base.guidance_interval),
+            rescale_t: self.rescale_t.unwrap_or(base.rescale_t),
+        };
+        if p.steps == 0 || !(p.rescale_t > 0.0) || !p.guidance_strength.is_finite() {
+            return Err(ModelError::invalid(format!("sampler parameters {p:?}")));
+        }
+        Ok(p)
+    }
+}
+
+/// A sparse latent: voxels `(0, x, y, z)` (sorted) and `[N, channels]` features, de-normalised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseLatent {
+    pub coords: Vec<[i32; 4]>,
+    pub feats: Vec<f32>,
+    pub channels: usize,
+}
+
+impl SparseLatent {
+    pub fn len(&self) -> usize {
+        self.coords.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.coords.is_empty()
+    }
+    fn tensor(&self, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::from_slice(
+            &self.feats,
+            &[self.len(), self.channels],
+            device,
+        )?)
+    }
+}
+
+/// Output of the sparse-structure stage.
+#[derive(Clone, Debug)]
+pub struct SparseStructure {
+    /// The sampler's `z_s`, `[1, C, R, R, R]` flat.
+    pub latent: Vec<f32>,
+    /// Occupied voxels on the requested grid (`logits > 0`, pooled, argwhere).
+    pub coords: Vec<[i32; 4]>,
+}
+
+/// What `run` returns: the asset and the latents (the API's `state`).
+pub struct RunOutput {
+    pub mesh: MeshWithVoxel,
+    pub shape_slat: SparseLatent,
+    pub tex_slat: SparseLatent,
+    pub resolution: u32,
+    pub ss_coords: Vec<[i32; 4]>,
+    /// The shape decoder's subdivision logits per level (`subs`).
+    pub subs: Vec<Subdivision>,
+}
+
+/// The run-level options of `Trellis2ImageTo3DPipeline.run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub pipeline_type: Option<PipelineType>,
+    pub sparse_structure: SamplerOverrides,
+    pub shape_slat: SamplerOverrides,
+    pub tex_slat: SamplerOverrides,
+    pub max_num_tokens: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            seed: 42,
+            pipeline_type: None,
+            sparse_structure: SamplerOverrides::default(),
+            shape_slat: SamplerOverrides::default(),
+            tex_slat: SamplerOverrides::default(),
+            max_num_tokens: MAX_NUM_TOKENS,
+        }
+    }
+}
+
+/// Which models to load (services load only what their stages use).
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub precision: Precision,
+    pub device: Device,
+    /// `pipeline.json` model keys to load; `None` loads every listed model.
+    pub models: Option<Vec<String>>,
+    pub image_cond: bool,
+}
+
+impl LoadOptions {
+    pub fn all(precision: Precision, device: Device) -> LoadOptions {
+        LoadOptions {
+            precision,
+            device,
+            models: None,
+            image_cond: true,
+        }
+    }
+}
+
+/// The loaded pipeline.
+pub struct Trellis2Pipeline {
+    pub config: PipelineConfig,
+    device: Device,
+    image_cond: Option<Dinov3>,
+    ss_flow: Option<SparseStructureFlowModel>,
+    ss_decoder: Option<SparseStructureDecoder>,
+    shape_flow_512: Option<SLatFlowModel>,
+    shape_flow_1024: Option<SLatFlowModel>,
+    tex_flow_512: Option<SLatFlowModel>,
+    tex_flow_1024: Option<SLatFlowModel>,
+    shape_decoder: Option<ShapeDecoder>,
+    tex_decoder: Option<TexDecoder>,
+}
+
+/// Which resolution's SLat flow a stage uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowRes {
+    R512,
+    R1024,
+}
+
+fn need<'a, T>(m: &'a Option<T>, key: &str) -> Result<&'a T> {
+    m.as_ref()
+        .ok_or_else(|| ModelError::NotLoaded(key.to_string()))
+}
+
+impl Trellis2Pipeline {
+    /// Loads `pipeline.json` (a file or its directory) and the requested models.
+    pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Trellis2Pipeline> {
+        let config = PipelineConfig::load(path)?;
+        let want = |k: &str| {
+            opts.models
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|x| x == k))
+        };
+        let (p, d) = (opts.precision, &opts.device);
+        macro_rules! model {
+            ($key:expr, $load:expr) => {
+                match config.model_files($key)? {
+                    Some(files) if want($key) => Some($load(&files, p, d)?),
+                    _ => None,
+                }
+            };
+        }
+        let image_cond = if opts.image_cond {
+            Some(Dinov3::load(&config.image_cond_files()?, d)?)
+        } else {
+            None
+        };
+        Ok(Trellis2Pipeline {
+            image_cond,
+            ss_flow: model!(
+                "sparse_structure_flow_model",
+                SparseStructureFlowModel::load
+            ),
+            ss_decoder: model!("sparse_structure_decoder", SparseStructureDecoder::load),
+            shape_flow_512: model!("shape_slat_flow_model_512", SLatFlowModel::load),
+            shape_flow_1024: model!("shape_slat_flow_model_1024", SLatFlowModel::load),
+            tex_flow_512: model!("tex_slat_flow_model_512", SLatFlowModel::load),
+            tex_flow_1024: model!("tex_slat_flow_model_1024", SLatFlowModel::load),
+            shape_decoder: model!("shape_slat_decoder", ShapeDecoder::load),
+            tex_decoder: model!("tex_slat_decoder", TexDecoder::load),
+            device: opts.device.clone(),
+            config,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn default_pipeline_type(&self) -> Result<PipelineType> {
+        self.config.args.default_pipeline_type.parse()
+    }
+
+    /// S0 for an image with real transparency: the LANCZOS downscale to ≤ 1024 px, then the
+    /// crop around the alpha > 0.8 box and the premultiply on black. Images without usable
+    /// alpha need background removal (another service) first; they are refused here.
+    pub fn preprocess_image(&self, image: &RgbaImage) -> Result<RgbImage> {
+        match t2_imageops::prepare(&t2_imageops::PilImage::Rgba(image.clone()))? {
+            t2_imageops::Prepared::Cutout(rgba) => Ok(t2_imageops::crop_premultiply(&rgba)?),
+            t2_imageops::Prepared::NeedsBackgroundRemoval(_) => Err(ModelError::invalid(
+                "the image has no transparency: run background removal first",
+            )),
+        }
+    }
+
+    /// S1: DINOv3 tokens `[1, T, D]` f32 at `resolution` px (`neg_cond` is all zeros).
+    pub fn get_cond(&self, image: &RgbImage, resolution: u32) -> Result<Tensor> {
+        need(&self.image_cond, "image_cond_model")?.extract(image, resolution)
+    }
+
+    fn params(
+        &self,
+        which: Stage,
+        o: &SamplerOverrides,
+    ) -> Result<(FlowEulerGuidanceIntervalSampler, SamplerParams)> {
+        let a = &self.config.args;
+        let s = match which {
+            Stage::SparseStructure => &a.sparse_structure_sampler,
+            Stage::ShapeSlat | Stage::ShapeSlatLowRes => &a.shape_slat_sampler,
+            Stage::TexSlat => &a.tex_slat_sampler,
+        };
+        Ok((
+            FlowEulerGuidanceIntervalSampler::new(s.args.sigma_min),
+            o.apply(&s.params)?,
+        ))
+    }
+
+    /// S2: SS noise (first draw) → SS flow with `cond_512` → decoder → `> 0` → pooled coords.
+    pub fn sample_sparse_structure(
+        &self,
+        cond_512: &Tensor,
+        resolution: usize,
+        rng: &mut TorchGenerator,
+        overrides: &SamplerOverrides,
+        progress: Progress<'_>,
+    ) -> Result<SparseStructure> {
+        let flow = need(&self.ss_flow, "sparse_structure_flow_model")?;
+        let decoder = need(&self.ss_decoder, "sparse_structure_decoder")?;
+        let mut model = DenseVelocity::new(flow, cond_512)?;
+        let shape = model.shape();
+        let noise = rng.randn(shape.iter().product());
+        let (sampler, params) = self.params(Stage::SparseStructure, overrides)?;
+        let latent = sampler.sample(
+            &mut model,
+            noise,
+            &params,
+            StdKind::DenseUnbiased,
+            &mut |d, t| progress(Stage::SparseStructure, d, t),
+            None,
+        )?;
+        let z = Tensor::from_slice(&latent, &shape, &self.device)?;
+        let logits = decoder.forward(&z, &mut None)?;
+        if logits.dim(1) != 1 {
+            return Err(ModelError::Unsupported(format!(
+                "SS decoder with {} output channels",
+                logits.dim(1)
+            )));
+        }
+        let coords = occupied_coords(&logits.to_vec_f32()?, logits.dim(2), resolution)?;
+        if coords.is_empty() {
+            return Err(ModelError::invalid(
+                "the sparse structure is empty (no occupied voxel): nothing to generate",
+            ));
+        }
+        Ok(SparseStructure { latent, coords })
+    }
+
+    fn shape_flow(&self, res: FlowRes) -> Result<&SLatFlowModel> {
+        match res {
+            FlowRes::R512 => need(&self.shape_flow_512, "shape_slat_flow_model_512"),
+            FlowRes::R1024 => need(&self.shape_flow_1024, "shape_slat_flow_model_1024"),
+        }
+    }
+
+    fn tex_flow(&self, res: FlowRes) -> Result<&SLatFlowModel> {
+        match res {
+            FlowRes::R512 => need(&self.tex_flow_512, "tex_slat_flow_model_512"),
+            FlowRes::R1024 => need(&self.tex_flow_1024, "tex_slat_flow_model_1024"),
+        }
+    }
+
+    /// One SLat sampling run on `coords` (noise drawn here), returning the normalised sample.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_slat(
+        &self,
+        flow: &SLatFlowModel,
+        cond: &Tensor,
+        coords: &[[i32; 4]],
+        concat: Option<&[f32]>,
+        stage: Stage,
+        rng: &mut TorchGenerator,
+        overrides: &SamplerOverrides,
+        progress: Progress<'_>,
+    ) -> Result<Vec<f32>> {
+        let c = flow.out_channels();
+        // The reference draws `randn(N, in_channels − concat channels)`, which must be the
+        // output width for the Euler update to make sense.
+        let concat_channels = concat.map_or(0, |v| v.len() / coords.len().max(1));
+        if flow.in_channels() != c + concat_channels {
+            return Err(ModelError::Unsupported(format!(
+                "SLat flow with {} inputs for {c} outputs and {concat_channels} concat channels",
+                flow.in_channels()
+            )));
+        }
+        let noise = rng.randn(coords.len() * c);
+        let mut model = SparseVelocity::new(flow, coords, cond, concat)?;
+        let (sampler, params) = self.params(stage, overrides)?;
+        sampler.sample(
+            &mut model,
+            noise,
+            &params,
+            StdKind::SparsePopulation { channels: c },
+            &mut |d, t| progress(stage, d, t),
+            None,
+        )
+    }
+
+    /// S3a: the shape SLat on the SS coords, de-normalised.
+    pub fn sample_shape_slat(
+        &self,
+        cond: &Tensor,
+        res: FlowRes,
+        coords: &[[i32; 4]],
+        rng: &mut TorchGenerator,
+        overrides: &SamplerOverrides,
+        progress: Progress<'_>,
+    ) -> Result<SparseLatent> {
+        let flow = self.shape_flow(res)?;
+        let z = self.sample_slat(
+            flow,
+            cond,
+            coords,
+            None,
+            Stage::ShapeSlat,
+            rng,
+            overrides,
+            progress,
+        )?;
+        denormalize(coords, z, &self.config.args.shape_slat_normalization)
+    }
+
+    /// S3b: LR shape pass → decoder `upsample(…, 4)` → re-quantisation with the token back-off →
+    /// HR shape pass. Returns the HR latent and the output resolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_shape_slat_cascade(
+        &self,
+        cond_512: &Tensor,
+        cond_1024: &Tensor,
+        coords: &[[i32; 4]],
+        resolution: u32,
+        max_num_tokens: usize,
+        rng: &mut TorchGenerator,
+        overrides: &SamplerOverrides,
+        progress: Progress<'_>,
+    ) -> Result<(SparseLatent, u32)> {
+        let lr_flow = self.shape_flow(FlowRes::R512)?;
+        let z = self.sample_slat(
+            lr_flow,
+            cond_512,
+            coords,
+            None,
+            Stage::ShapeSlatLowRes,
+            rng,
+            overrides,
+            &mut *progress,
+        )?;
+        let lr = denormalize(coords, z, &self.config.args.shape_slat_normalization)?;
+        let decoder = need(&self.shape_decoder, "shape_slat_decoder")?;
+        let hr_coords = decoder.upsample(
+            lr.coords.clone(),
+            &lr.tensor(&self.device)?,
+            CASCADE_UPSAMPLE_TIMES,
+        )?;
+        let (coords, hr_res) = cascade_coords(&hr_coords, resolution, max_num_tokens);
+        tracing::info!(
+            tokens = coords.len(),
+            resolution = hr_res,
+            "cascade HR tokens"
+        );
+        let hr_flow = self.shape_flow(FlowRes::R1024)?;
+        let z = self.sample_slat(
+            hr_flow,
+            cond_1024,
+            &coords,
+            None,
+            Stage::ShapeSlat,
+            rng,
+            overrides,
+            progress,
+        )?;
+        Ok((
+            denormalize(&coords, z, &self.config.args.shape_slat_normalization)?,
+            hr_res,
+        ))
+    }
+
+    /// S4: the texture SLat on the shape latent's voxels (`concat_cond` = normalised shape).
+    pub fn sample_tex_slat(
+        &self,
+        cond: &Tensor,
+        res: FlowRes,
+        shape_slat: &SparseLatent,
+        rng: &mut TorchGenerator,
+        overrides: &SamplerOverrides,
+        progress: Progress<'_>,
+    ) -> Result<SparseLatent> {
+        let flow = self.tex_flow(res)?;
+        let shape_norm = normalize(shape_slat, &self.config.args.shape_slat_normalization)?;
+        let z = self.sample_slat(
+            flow,
+            cond,
+            &shape_slat.coords,
+            Some(&shape_norm),
+            Stage::TexSlat,
+            rng,
+            overrides,
+            progress,
+        )?;
+        denormalize(
+            &shape_slat.coords,
+            z,
+            &self.config.args.tex_slat_normalization,
+        )
+    }
+
+    /// S5 (before `fill_holes`, which the mesh stage runs): the shape decoder at `resolution`
+    /// (mesh + subdivisions), the texture decoder guided by those subdivisions, `· 0.5 + 0.5`.
+    pub fn decode_latent(
+        &self,
+        shape_slat: &SparseLatent,
+        tex_slat: &SparseLatent,
+        resolution: u32,
+    ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
+        if shape_slat.coords != tex_slat.coords {
+            return Err(ModelError::invalid(
+                "shape and texture latents are on different voxels",
+            ));
+        }
+        let shape = need(&self.shape_decoder, "shape_slat_decoder")?.decode(
+            shape_slat.coords.clone(),
+            &shape_slat.tensor(&self.device)?,
+            resolution,
+            Subdivide::Predict,
+            &mut None,
+        )?;
+        self.finish_decode(shape, tex_slat, resolution)
+    }
+
+    /// `decode_latent` with the shape decoder's subdivisions given (teacher forcing in tests).
+    pub fn decode_latent_guided(
+        &self,
+        shape_slat: &SparseLatent,
+        tex_slat: &SparseLatent,
+        resolution: u32,
+        subs: &[Subdivision],
+    ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
+        let shape = need(&self.shape_decoder, "shape_slat_decoder")?.decode(
+            shape_slat.coords.clone(),
+            &shape_slat.tensor(&self.device)?,
+            resolution,
+            Subdivide::Guide(subs),
+            &mut None,
+        )?;
+        self.finish_decode(shape, tex_slat, resolution)
+    }
+
+    fn finish_decode(
+        &self,
+        shape: crate::decoders::ShapeDecoded,
+        tex_slat: &SparseLatent,
+        resolution: u32,
+    ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
+        let g = &shape.grid;
+        let mesh = t2_mesh::fdg::flexible_dual_grid_to_mesh(
+            &g.coords,
+            &g.dual_vertices,
+            &g.intersected,
+            &g.split_weight,
+            resolution,
+        )?;
+        let subs = shape.decoded.subs;
+        let (coords, attrs) = need(&self.tex_decoder, "tex_slat_decoder")?.decode(
+            tex_slat.coords.clone(),
+            &tex_slat.tensor(&self.device)?,
+            &subs,
+            &mut None,
+        )?;
+        if attrs.len() != coords.len() * 6 {
+            return Err(ModelError::Unsupported(format!(
+                "texture decoder with {} channels (the PBR layout needs 6)",
+                attrs.len() / coords.len().max(1)
+            )));
+        }
+        let out = MeshWithVoxel {
+            mesh,
+            coords: coords.iter().map(|c| [c[1], c[2], c[3]]).collect(),
+            attrs: attrs
+                .chunks_exact(6)
+                .map(|a| [a[0], a[1], a[2], a[3], a[4], a[5]])
+                .collect(),
+            resolution,
+        };
+        Ok((out, subs))
+    }
+
+    /// The whole pipeline on a preprocessed RGB image (`preprocess_image`, or the RMBG output
+    /// cropped): seed, conditions, SS, shape (cascade), texture, decode.
+    pub fn run(
+        &self,
+        image: &RgbImage,
+        opts: &RunOptions,
+        progress: Progress<'_>,
+    ) -> Result<RunOutput> {
+        let ty = match opts.pipeline_type {
+            Some(t) => t,
+            None => self.default_pipeline_type()?,
+        };
+        let mut rng = TorchGenerator::manual_seed(opts.seed);
+        let cond_512 = self.get_cond(image, 512)?;
+        let cond_1024 = if ty.needs_cond_1024() {
+            Some(self.get_cond(image, 1024)?)
+        } else {
+            None
+        };
+        let ss = self.sample_sparse_structure(
+            &cond_512,
+            ty.ss_resolution(),
+            &mut rng,
+            &opts.sparse_structure,
+            &mut *progress,
+        )?;
+        let (shape_slat, tex_slat, res) = match (ty, &cond_1024) {
+            (PipelineType::P512, _) => {
+                let s = self.sample_shape_slat(
+                    &cond_512,
+                    FlowRes::R512,
+                    &ss.coords,
+                    &mut rng,
+                    &opts.shape_slat,
+                    &mut *progress,
+                )?;
+                let t = self.sample_tex_slat(
+                    &cond_512,
+                    FlowRes::R512,
+                    &s,
+                    &mut rng,
+                    &opts.tex_slat,
+                    progress,
+                )?;
+                (s, t, 512)
+            }
+            (PipelineType::P1024, Some(c)) => {
+                let s = self.sample_shape_slat(
+                    c,
+                    FlowRes::R1024,
+                    &ss.coords,
+                    &mut rng,
+                    &opts.shape_slat,
+                    &mut *progress,
+                )?;
+                let t = self.sample_tex_slat(
+                    c,
+                    FlowRes::R1024,
+                    &s,
+                    &mut rng,
+                    &opts.tex_slat,
+                    progress,
+                )?;
+                (s, t, 1024)
+            }
+            (PipelineType::Cascade1024 | PipelineType::Cascade1536, Some(c)) => {
+                let target = if ty == PipelineType::Cascade1024 {
+                    1024
+                } else {
+                    1536
+                };
+                let (s, res) = self.sample_shape_slat_cascade(
+                    &cond_512,
+                    c,
+                    &ss.coords,
+                    target,
+                    opts.max_num_tokens,
+                    &mut rng,
+                    &opts.shape_slat,
+                    &mut *progress,
+                )?;
+                let t = self.sample_tex_slat(
+                    c,
+                    FlowRes::R1024,
+                    &s,
+                    &mut rng,
+                    &opts.tex_slat,
+                    progress,
+                )?;
+                (s, t, res)
+            }
+            _ => unreachable!("cond_1024 exists for every type but 512"),
+        };
+        let (mesh, subs) = self.decode_latent(&shape_slat, &tex_slat, res)?;
+        Ok(RunOutput {
+            mesh,
+            shape_slat,
+            tex_slat,
+            resolution: res,
+            ss_coords: ss.coords,
+            subs,
+        })
+    }
+}
+
+/// `slat · std + mean` per channel (two f32 roundings, as the reference's tensor ops).
+fn denormalize(coords: &[[i32; 4]], z: Vec<f32>, n: &Normalization) -> Result<SparseLatent> {
+    let c = n.mean.len();
+    if z.len() != coords.len() * c {
+        return Err(ModelError::invalid(format!(
+            "latent of {} values for {} voxels × {c} normalisation channels",
+            z.len(),
+            coords.len()
+        )));
+    }
+    let feats = z
+        .chunks_exact(c)
+        .flat_map(|r| {
+            r.iter()
+                .zip(n.std.iter().zip(&n.mean))
+                .map(|(&v, (&s, &m))| v * s + m)
+        })
+        .collect();
+    Ok(SparseLatent {
+        coords: coords.to_vec(),
+        feats,
+        channels: c,
+    })
+}
+
+/// `(slat − mean) / std` per channel.
+fn normalize(l: &SparseLatent, n: &Normalization) -> Result<Vec<f32>> {
+    if l.channels != n.mean.len() {
+        return Err(ModelError::invalid(format!(
+            "latent with {} channels, normalisation with {}",
+            l.channels,
+            n.mean.len()
+        )));
+    }
+    Ok(l.feats
+        .chunks_exact(l.channels)
+        .flat_map(|r| {
+            r.iter()
+                .zip(n.std.iter().zip(&n.mean))
+                .map(|(&v, (&s, &m))| (v - m) / s)
+        })
+        .collect())
+}
+
+/// The cascade's re-quantisation of the LR decoder's 512³ coords onto the HR latent grid
+/// (`res/16` per axis) with `unique`, stepping the resolution down by 128 while the token count
+/// reaches `max_num_tokens` (never below 1024). Returns the sorted coords and the resolution.
+pub fn cascade_coords(
+    hr_coords: &[[i32; 4]],
+    resolution: u32,
+    max_num_tokens: usize,
+) -> (Vec<[i32; 4]>, u32) {
+    let mut res = resolution;
+    loop {
+        let g = (res / 16) as f32;
+        let q = |c: i32| (((c as f32 + 0.5) / CASCADE_LR_RESOLUTION as f32) * g) as i32;
+        let coords = t2_tensor::sparse::unique_sorted(
+            hr_coords
+                .iter()
+                .map(|c| [c[0], q(c[1]), q(c[2]), q(c[3])])
+                .collect(),
+        );
+        if coords.len() < max_num_tokens || res <= 1024 {
+            return (coords, res);
+        }
+        res -= 128;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cascade_backs_off_by_128_down_to_1024() {
+        // A dense 64³ block of LR fine voxels covers 64·(G/32)… tokens; force the back-off.
+        let hr: Vec<[i32; 4]> = (0..512)
+            .step_by(4)
+            .flat_map(|x| (0..512).step_by(64).map(move |y| [0, x, y, 0]))
+            .collect();
+        let (c, r) = cascade_coords(&hr, 1536, 1);
+        assert_eq!(r, 1024);
+        assert!(c.windows(2).all(|w| w[0] < w[1]));
+        let (_, r) = cascade_coords(&hr, 1536, usize::MAX);
+        assert_eq!(r, 1536);
+        // (c + 0.5)/512·64 truncated: 511 → 63, 0 → 0.
+        let (c, _) = cascade_coords(&[[0, 511, 0, 7]], 1024, 10);
+        assert_eq!(c, vec![[0, 63, 0, 0]]);
+    }
+
+    #[test]
+    fn pipeline_types_parse() {
+        for t in ["512", "1024", "1024_cascade", "1536_cascade"] {
+            assert_eq!(t.parse::<PipelineType>().unwrap().as_str(), t);
+        }
+        assert!("2048".parse::<PipelineType>().is_err());
+    }
+}
