@@ -19,6 +19,8 @@ use crate::uv::UvMesh;
 
 /// Rows per parallel work item.
 const BAND_ROWS: usize = 16;
+/// First search radius of the closest-point snap, in voxels.
+const SNAP_SEARCH_VOXELS: f32 = 4.0;
 /// Barycentric slack so that texel centres exactly on a shared edge are never missed.
 const EDGE_EPS: f32 = 1e-7;
 
@@ -55,6 +57,7 @@ pub fn bake(
     crate::error::check_faces(&uv_mesh.faces, uv_mesh.positions.len())?;
     let field = VoxelField::new(voxels)?;
     let size = texture_size as usize;
+    let snap_radius = SNAP_SEARCH_VOXELS * voxels.voxel_size();
 
     // Bin faces by the bands their UV bounding boxes touch.
     let bands = size.div_ceil(BAND_ROWS);
@@ -102,7 +105,13 @@ pub fn bake(
                         .map(|c| bary[c] * uv_mesh.positions[f[c] as usize][a])
                         .sum()
                 });
-                let snapped = original.closest(p).point;
+                // The baked surface lies within a few voxels of the original (remesh offset plus
+                // decimation error), so a bounded search prunes most of the tree; fall back to
+                // the unbounded query when nothing is that close.
+                let snapped = original
+                    .closest_within(p, snap_radius)
+                    .unwrap_or_else(|| original.closest(p))
+                    .point;
                 let attr = field.sample(snapped);
                 tex[k] = attr.map(quantise);
                 cov[k] = true;

@@ -77,12 +77,18 @@ fn pattern(p: [f32; 3]) -> [f32; 6] {
 
 const BASE_RES: u32 = 32;
 
-/// Voxelises `sdf` on a `resolution³` grid (a power of two ≥ 32) and extracts its mesh.
-pub fn voxelise(
-    sdf: &dyn Sdf,
-    resolution: u32,
-    attributes: Attributes,
-) -> Result<MeshWithVoxel, MeshError> {
+/// The flexible-dual-grid arguments (as the shape decoder hands them over).
+#[derive(Clone, Debug, Default)]
+pub struct DualGrid {
+    pub coords: Vec<[i32; 3]>,
+    pub dual_vertices: Vec<[f32; 3]>,
+    pub intersected: Vec<[bool; 3]>,
+    pub split_weight: Vec<f32>,
+    pub resolution: u32,
+}
+
+/// Voxelises `sdf` on a `resolution³` grid (a power of two ≥ 32) into a flexible dual grid.
+pub fn dual_grid(sdf: &dyn Sdf, resolution: u32) -> Result<DualGrid, MeshError> {
     if resolution < BASE_RES || !resolution.is_power_of_two() {
         return Err(MeshError::InvalidParameter {
             name: "resolution",
@@ -171,22 +177,48 @@ pub fn voxelise(
     if voxels.is_empty() {
         return Err(MeshError::Empty("the shape does not cross the grid"));
     }
-    let coords: Vec<[i32; 3]> = voxels.iter().map(|v| v.0).collect();
-    let dual: Vec<[f32; 3]> = voxels.iter().map(|v| v.1).collect();
-    let flags: Vec<[bool; 3]> = voxels.iter().map(|v| v.2).collect();
-    let gamma = vec![1.0f32; voxels.len()];
-    let mesh = flexible_dual_grid_to_mesh(&coords, &dual, &flags, &gamma, resolution)?;
+    Ok(DualGrid {
+        coords: voxels.iter().map(|v| v.0).collect(),
+        dual_vertices: voxels.iter().map(|v| v.1).collect(),
+        intersected: voxels.iter().map(|v| v.2).collect(),
+        split_weight: vec![1.0f32; voxels.len()],
+        resolution,
+    })
+}
+
+/// Voxelises `sdf`, extracts its mesh and assigns voxel attributes.
+pub fn voxelise(
+    sdf: &dyn Sdf,
+    resolution: u32,
+    attributes: Attributes,
+) -> Result<MeshWithVoxel, MeshError> {
+    let g = dual_grid(sdf, resolution)?;
+    let mesh = flexible_dual_grid_to_mesh(
+        &g.coords,
+        &g.dual_vertices,
+        &g.intersected,
+        &g.split_weight,
+        resolution,
+    )?;
+    Ok(with_attributes(mesh, g.coords, resolution, attributes))
+}
+
+/// Attaches attributes to an extracted mesh and its voxels.
+pub fn with_attributes(
+    mesh: crate::types::TriMesh,
+    coords: Vec<[i32; 3]>,
+    resolution: u32,
+    attributes: Attributes,
+) -> MeshWithVoxel {
+    let centre = |c: &[i32; 3]| c.map(|v| (v as f32 + 0.5) / resolution as f32 - 0.5);
     let attrs = match attributes {
         Attributes::Constant(a) => vec![a; coords.len()],
-        Attributes::Pattern => coords
-            .par_iter()
-            .map(|c| pattern(world(c.map(|v| v as f32 + 0.5), resolution)))
-            .collect(),
+        Attributes::Pattern => coords.par_iter().map(|c| pattern(centre(c))).collect(),
     };
-    Ok(MeshWithVoxel {
+    MeshWithVoxel {
         mesh,
         coords,
         attrs,
         resolution,
-    })
+    }
 }

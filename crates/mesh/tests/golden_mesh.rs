@@ -22,16 +22,25 @@ fn golden_root() -> PathBuf {
     }
 }
 
-fn tensor<'a>(st: &'a SafeTensors<'a>, name: &str, dtype: Dtype, cols: usize) -> (Vec<u8>, usize) {
+/// A 2-D `[N, cols]` tensor of one of `dtypes` (a `[N]` vector also passes when `cols` is 1);
+/// anything else fails the test.
+fn tensor<'a>(
+    st: &'a SafeTensors<'a>,
+    name: &str,
+    dtypes: &[Dtype],
+    cols: usize,
+) -> (Vec<u8>, usize) {
     let t = st
         .tensor(name)
         .unwrap_or_else(|e| panic!("golden tensor {name} missing: {e}"));
-    assert_eq!(t.dtype(), dtype, "{name}: dtype");
-    let shape = t.shape();
     assert!(
-        shape.len() == 2 && shape[1] == cols,
-        "{name}: shape {shape:?}, expected [N, {cols}]"
+        dtypes.contains(&t.dtype()),
+        "{name}: dtype {:?}, expected one of {dtypes:?}",
+        t.dtype()
     );
+    let shape = t.shape();
+    let ok = (shape.len() == 2 && shape[1] == cols) || (shape.len() == 1 && cols == 1);
+    assert!(ok, "{name}: shape {shape:?}, expected [N, {cols}]");
     (t.data().to_vec(), shape[0])
 }
 
@@ -81,25 +90,30 @@ fn fdg_matches_reference_goldens() {
 
     for case in &cases {
         let g = grid_size(&info, case);
-        let (coords, n) = tensor(&st, &format!("{case}.in.coords"), Dtype::I32, 3);
+        let (coords, n) = tensor(&st, &format!("{case}.in.coords"), &[Dtype::I32], 3);
         let coords: Vec<[i32; 3]> = i32s(&coords)
             .chunks(3)
             .map(|c| [c[0], c[1], c[2]])
             .collect();
-        let (dv, n_dv) = tensor(&st, &format!("{case}.in.dual_vertices"), Dtype::F32, 3);
+        let (dv, n_dv) = tensor(&st, &format!("{case}.in.dual_vertices"), &[Dtype::F32], 3);
         let dv: Vec<[f32; 3]> = f32s(&dv).chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
-        let (flags, n_fl) = tensor(&st, &format!("{case}.in.intersected"), Dtype::U8, 3);
+        let (flags, n_fl) = tensor(
+            &st,
+            &format!("{case}.in.intersected"),
+            &[Dtype::U8, Dtype::BOOL],
+            3,
+        );
         let flags: Vec<[bool; 3]> = flags
             .chunks(3)
             .map(|c| [c[0] != 0, c[1] != 0, c[2] != 0])
             .collect();
-        let (gamma, n_g) = tensor(&st, &format!("{case}.in.split_weight"), Dtype::F32, 1);
+        let (gamma, n_g) = tensor(&st, &format!("{case}.in.split_weight"), &[Dtype::F32], 1);
         let gamma = f32s(&gamma);
         assert_eq!((n_dv, n_fl, n_g), (n, n, n), "{case}: input lengths");
 
-        let (want_v, n_v) = tensor(&st, &format!("{case}.out.vertices"), Dtype::F32, 3);
+        let (want_v, n_v) = tensor(&st, &format!("{case}.out.vertices"), &[Dtype::F32], 3);
         let want_v = f32s(&want_v);
-        let (want_f, _) = tensor(&st, &format!("{case}.out.faces"), Dtype::I32, 3);
+        let (want_f, _) = tensor(&st, &format!("{case}.out.faces"), &[Dtype::I32], 3);
         let want_f = i32s(&want_f);
 
         let mesh = flexible_dual_grid_to_mesh(&coords, &dv, &flags, &gamma, g)

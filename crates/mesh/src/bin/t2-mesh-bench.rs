@@ -1,0 +1,153 @@
+//! Mesh-stage bench: a synthetic decoded asset (a bumpy torus voxelised at res 1024, millions of
+//! faces) through FDG extraction and the whole `to_glb` flow, with seconds per step printed next
+//! to the reference's published figures, plus decimation quality (meshopt error estimate and
+//! the distance of the decimated surface to the input, via the BVH).
+//!
+//! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]`
+
+use std::time::Instant;
+
+use t2_mesh::bvh::Bvh;
+use t2_mesh::decimate::decimate;
+use t2_mesh::fdg::flexible_dual_grid_to_mesh;
+use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
+use t2_mesh::synth::{Attributes, NoisyTorus, dual_grid, with_attributes};
+use t2_mesh::{GlbParams, TextureFormat, to_glb};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> BoxResult<T> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} needs a value").into()),
+        None => Ok(default),
+    }
+}
+
+fn main() -> BoxResult<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let res: u32 = arg(&args, "--res", 1024)?;
+    let texture: u32 = arg(&args, "--texture", 4096)?;
+    let target: usize = arg(&args, "--target", 1_000_000)?;
+    let remesh = !args.iter().any(|a| a == "--no-remesh");
+    let webp = args.iter().any(|a| a == "--webp");
+    println!(
+        "t2-mesh-bench: res {res}, texture {texture}², target {target} faces, remesh {remesh}, threads {}",
+        rayon::current_num_threads()
+    );
+
+    let shape = NoisyTorus {
+        major: 0.25,
+        minor: 0.1,
+        amp: 0.006,
+        freq: 60.0,
+    };
+    let t = Instant::now();
+    let grid = dual_grid(&shape, res)?;
+    let t_synth = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mesh = flexible_dual_grid_to_mesh(
+        &grid.coords,
+        &grid.dual_vertices,
+        &grid.intersected,
+        &grid.split_weight,
+        res,
+    )?;
+    let t_fdg = t.elapsed().as_secs_f64();
+    let input = with_attributes(mesh, grid.coords, res, Attributes::Pattern);
+    println!(
+        "asset: {} voxels, {} vertices, {} faces (synthesised in {t_synth:.2} s, not a reference step)",
+        input.coords.len(),
+        input.mesh.vertices.len(),
+        input.mesh.faces.len()
+    );
+
+    let params = GlbParams {
+        decimation_target: target,
+        texture_size: texture,
+        remesh,
+        remesh_band: 1.0,
+        remesh_project: 0.0,
+        texture_format: if webp {
+            TextureFormat::Webp
+        } else {
+            TextureFormat::Png
+        },
+    };
+    let t = Instant::now();
+    let (glb, tm, report) = to_glb(&input, &params)?;
+    let total = t.elapsed().as_secs_f64();
+
+    println!("\n| step | seconds | notes |\n|---|---:|---|");
+    println!(
+        "| fdg extraction | {t_fdg:.2} | {} faces |",
+        input.mesh.faces.len()
+    );
+    for (name, d) in &report.steps {
+        let note = match *name {
+            "remesh" => format!("{} faces out", report.remeshed_faces),
+            "decimate" => report.decimate.map_or(String::new(), |d| {
+                format!(
+                    "{} → {} faces, pass {:?}, rel. error {:.2e}",
+                    d.input_faces, d.output_faces, d.pass, d.relative_error
+                )
+            }),
+            "uv_unwrap" => format!("{} charts", report.charts),
+            "bake" => format!(
+                "{:.1} % texels covered",
+                100.0 * report.covered_texels as f64 / (texture as f64 * texture as f64)
+            ),
+            "glb" => format!("{:.1} MB", glb.len() as f64 / 1e6),
+            _ => String::new(),
+        };
+        println!("| {name} | {:.2} | {note} |", d.as_secs_f64());
+    }
+    println!(
+        "| **to_glb total** | **{total:.2}** | {} faces, {} vertices |",
+        tm.faces.len(),
+        tm.positions.len()
+    );
+    println!(
+        "| reference to_glb, RTX 5060 Ti (trellis.cpp, spec §6.3) | 16.2 / 26.2 | goblin / turret, 1024_cascade |"
+    );
+    println!("| reference mesh stage, H200 (issue 5 text) | 71–107 | of 87–154 s per image |");
+
+    // Decimation quality: meshopt's own estimate, and the measured two-sided distance between
+    // the decimated and the remeshed surfaces (decimated face centroids → remeshed surface and
+    // remeshed vertices → decimated surface), in voxels (1/res). meshopt keeps vertex
+    // positions, so vertex-only distances would read 0.
+    if remesh {
+        let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces)?;
+        let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
+        let rbvh = Bvh::new(&remeshed.vertices, &remeshed.faces)?;
+        println!(
+            "\n| decimation (meshopt QEM) | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---:|---|---:|---:|"
+        );
+        for tgt in [target, target / 4, target / 16] {
+            let t = Instant::now();
+            let (d, rep) = decimate(&remeshed, tgt)?;
+            let secs = t.elapsed().as_secs_f64();
+            let centroids: Vec<[f32; 3]> = d
+                .faces
+                .iter()
+                .map(|f| {
+                    let [a, b, c] = f.map(|i| d.vertices[i as usize]);
+                    std::array::from_fn(|k| (a[k] + b[k] + c[k]) / 3.0)
+                })
+                .collect();
+            let dbvh = Bvh::new(&d.vertices, &d.faces)?;
+            let mut dists = rbvh.unsigned_distance(&centroids);
+            dists.extend(dbvh.unsigned_distance(&remeshed.vertices));
+            let mean =
+                dists.iter().map(|&x| x as f64).sum::<f64>() / dists.len() as f64 * res as f64;
+            let max = dists.iter().cloned().fold(0.0f32, f32::max) as f64 * res as f64;
+            println!(
+                "| {} → {} faces | {secs:.2} | {:?} | {:.2e} | {mean:.3} / {max:.3} |",
+                rep.input_faces, rep.output_faces, rep.pass, rep.relative_error
+            );
+        }
+    }
+    Ok(())
+}
