@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::camera::{Camera, dot, normalize, sub};
 use super::material::PreparedMesh;
-use super::raster::{EMPTY, rasterize};
+use super::raster::{EMPTY, Rasterizer};
 use super::shade::{aces, gamma};
 use super::{NormalSource, RenderOptions};
 
@@ -29,35 +29,49 @@ pub struct ViewImages {
 /// (3), metallic, roughness, alpha.
 const CHANNELS: usize = 12;
 
+/// Buffers reused from frame to frame (a turntable renders 120 views of one mesh).
+#[derive(Default)]
+pub(crate) struct FrameScratch {
+    cam_pos: Vec<[f32; 3]>,
+    raster: Rasterizer,
+    acc: Vec<f32>,
+}
+
 /// Renders all six views of `mesh` from `cam`.
 pub(crate) fn render_views(
     mesh: &PreparedMesh<'_>,
     cam: &Camera,
     opts: &RenderOptions,
+    scratch: &mut FrameScratch,
 ) -> ViewImages {
     let res = opts.resolution as usize;
     let ssaa = opts.ssaa as usize;
     let size = res * ssaa;
-    let cam_pos: Vec<[f32; 3]> = mesh
-        .mesh
-        .positions
-        .par_iter()
-        .map(|&p| cam.to_camera(p))
-        .collect();
-    let vis = rasterize(
-        &cam_pos,
-        &mesh.mesh.faces,
+    let positions = &mesh.mesh.positions;
+    scratch.cam_pos.resize(positions.len(), [0.0; 3]);
+    scratch
+        .cam_pos
+        .par_iter_mut()
+        .zip(positions.par_iter())
+        .for_each(|(c, &p)| *c = cam.to_camera(p));
+    let faces = &mesh.mesh.faces;
+    scratch.raster.rasterize(
+        &scratch.cam_pos,
+        faces,
         cam.focal,
         size,
         opts.near,
         opts.far,
     );
+    let vis = &scratch.raster.vis;
 
-    let mut acc = vec![0.0f32; res * res * CHANNELS];
+    scratch.acc.resize(res * res * CHANNELS, 0.0);
+    let acc = &mut scratch.acc;
     let norm = 1.0 / (ssaa * ssaa) as f32;
     acc.par_chunks_mut(res * CHANNELS)
         .enumerate()
         .for_each(|(oy, row)| {
+            row.fill(0.0);
             for ox in 0..res {
                 let px = &mut row[ox * CHANNELS..(ox + 1) * CHANNELS];
                 for sy in 0..ssaa {
@@ -74,6 +88,7 @@ pub(crate) fn render_views(
                 }
             }
         });
+    let acc = &scratch.acc;
 
     // The reference downsamples the linear radiance, then tone maps; the other views are
     // written as `clip(v · 255)` truncated to u8.

@@ -171,14 +171,25 @@ pub(crate) fn bilinear(t: &Texture, u: f32, v: f32) -> [f32; 4] {
     let (x0, y0) = (x as usize, y as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let at = |xx: usize, yy: usize, k: usize| t.data[(yy * w + xx) * c + k] as f32;
-    let mut out = [1.0f32; 4];
+    let corner = [
+        (y0 * w + x0) * c,
+        (y0 * w + x1) * c,
+        (y1 * w + x0) * c,
+        (y1 * w + x1) * c,
+    ];
+    let weight = [
+        (1.0 - fx) * (1.0 - fy),
+        fx * (1.0 - fy),
+        (1.0 - fx) * fy,
+        fx * fy,
+    ];
+    let mut out = [255.0f32; 4];
     for (k, o) in out.iter_mut().enumerate().take(c.min(4)) {
-        let top = at(x0, y0, k) * (1.0 - fx) + at(x1, y0, k) * fx;
-        let bottom = at(x0, y1, k) * (1.0 - fx) + at(x1, y1, k) * fx;
-        *o = (top * (1.0 - fy) + bottom * fy) * (1.0 / 255.0);
+        *o = (0..4)
+            .map(|j| t.data[corner[j] + k] as f32 * weight[j])
+            .sum();
     }
-    out
+    out.map(|v| v * (1.0 / 255.0))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub use frame::{ViewImages, pbr_vis_frame};
 pub use shade::{DirectionalLight, Lighting};
 
 use crate::types::TexturedMesh;
+use frame::FrameScratch;
 use material::PreparedMesh;
 
 /// Why a render failed. The first three are caller errors (invalid argument); the rest are
@@ -213,15 +214,44 @@ impl Default for SnapshotOptions {
     }
 }
 
-/// Renders the six reference views of `mesh` from `camera`.
+/// A mesh checked once and ready for many views: keeps per-face data and the frame buffers
+/// between calls, so rendering a sequence allocates once.
+pub struct Renderer<'a> {
+    prepared: PreparedMesh<'a>,
+    scratch: FrameScratch,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(mesh: &'a TexturedMesh) -> Result<Self, RenderError> {
+        Ok(Self {
+            prepared: PreparedMesh::new(mesh)?,
+            scratch: FrameScratch::default(),
+        })
+    }
+
+    /// The six reference views from `camera`.
+    pub fn render(
+        &mut self,
+        camera: &Camera,
+        opts: &RenderOptions,
+    ) -> Result<ViewImages, RenderError> {
+        opts.validate()?;
+        Ok(frame::render_views(
+            &self.prepared,
+            camera,
+            opts,
+            &mut self.scratch,
+        ))
+    }
+}
+
+/// Renders the six reference views of `mesh` from `camera` (one-off; see [`Renderer`]).
 pub fn render_views(
     mesh: &TexturedMesh,
     camera: &Camera,
     opts: &RenderOptions,
 ) -> Result<ViewImages, RenderError> {
-    opts.validate()?;
-    let prepared = PreparedMesh::new(mesh)?;
-    Ok(frame::render_views(&prepared, camera, opts))
+    Renderer::new(mesh)?.render(camera, opts)
 }
 
 /// Renders one view as an image in the chosen layout.
@@ -249,7 +279,7 @@ pub fn turntable_frames(
     sink: impl FnMut(usize, RgbImage) -> Result<(), RenderError>,
 ) -> Result<(), RenderError> {
     let cameras = validate_video(opts)?;
-    render_turntable(&PreparedMesh::new(mesh)?, &cameras, opts, sink)
+    render_turntable(&mut Renderer::new(mesh)?, &cameras, opts, sink)
 }
 
 fn validate_video(opts: &VideoOptions) -> Result<Vec<Camera>, RenderError> {
@@ -264,17 +294,13 @@ fn validate_video(opts: &VideoOptions) -> Result<Vec<Camera>, RenderError> {
 }
 
 fn render_turntable(
-    prepared: &PreparedMesh<'_>,
+    renderer: &mut Renderer<'_>,
     cameras: &[Camera],
     opts: &VideoOptions,
     mut sink: impl FnMut(usize, RgbImage) -> Result<(), RenderError>,
 ) -> Result<(), RenderError> {
     for (i, cam) in cameras.iter().enumerate() {
-        sink(
-            i,
-            opts.layout
-                .compose(frame::render_views(prepared, cam, &opts.render)),
-        )?;
+        sink(i, opts.layout.compose(renderer.render(cam, &opts.render)?))?;
     }
     Ok(())
 }
@@ -295,8 +321,29 @@ pub fn turntable_mp4(mesh: &TexturedMesh, opts: &VideoOptions) -> Result<Vec<u8>
             "video frames of {w}x{h} exceed H.264's 3840x2160; lower the resolution"
         )));
     }
-    let prepared = PreparedMesh::new(mesh)?;
+    let mut renderer = Renderer::new(mesh)?;
     let mut writer = video::Mp4H264Writer::new(w, h, opts.fps, opts.bitrate_bps)?;
-    render_turntable(&prepared, &cameras, opts, |_, frame| writer.push(&frame))?;
+    // Encode frame i on this thread while the renderer (itself parallel) works on frame i + 1.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RgbImage>(2);
+        let producer = scope.spawn(move || {
+            render_turntable(&mut renderer, &cameras, opts, |_, frame| {
+                tx.send(frame)
+                    .map_err(|_| RenderError::Encode("encoder stopped".into()))
+            })
+        });
+        let mut encoded = Ok(());
+        for frame in rx {
+            encoded = writer.push(&frame);
+            if encoded.is_err() {
+                break; // dropping `rx` stops the producer at its next send
+            }
+        }
+        let rendered = producer
+            .join()
+            .unwrap_or_else(|_| Err(RenderError::Encode("render thread panicked".into())));
+        // An encoder failure explains the producer's "encoder stopped", so it goes first.
+        encoded.and(rendered)
+    })?;
     writer.finish()
 }
