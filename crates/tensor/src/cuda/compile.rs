@@ -159,12 +159,11 @@ pub fn load_or_compile(src: &KernelSource, arch: &str) -> Result<Vec<u8>> {
     h.update(format!("nvrtc {major}.{minor}").as_bytes());
     let key = hex::encode(&h.finalize()[..16]);
     let path = cache_dir().map(|d| d.join(format!("{}-{arch}-{key}.cubin", src.name)));
-    if let Some(p) = &path {
-        if let Ok(bytes) = std::fs::read(p) {
-            if !bytes.is_empty() {
-                return Ok(bytes);
-            }
-        }
+    if let Some(p) = &path
+        && let Ok(bytes) = std::fs::read(p)
+        && !bytes.is_empty()
+    {
+        return Ok(bytes);
     }
     let t0 = std::time::Instant::now();
     let cubin = compile_with(src, &opts)?;
@@ -174,10 +173,10 @@ pub fn load_or_compile(src: &KernelSource, arch: &str) -> Result<Vec<u8>> {
         ms = t0.elapsed().as_millis() as u64,
         "nvrtc compiled"
     );
-    if let Some(p) = &path {
-        if let Err(e) = write_atomically(p, &cubin) {
-            tracing::warn!(path = %p.display(), error = %e, "could not cache a compiled kernel");
-        }
+    if let Some(p) = &path
+        && let Err(e) = write_atomically(p, &cubin)
+    {
+        tracing::warn!(path = %p.display(), error = %e, "could not cache a compiled kernel");
     }
     Ok(cubin)
 }
@@ -296,7 +295,7 @@ impl KernelCache {
         {
             return Ok(m.clone());
         }
-        let cubin = load_or_compile(src, &self.arch)?;
+        let cubin = load_or_compile(src, &format!("{}{}", self.arch, src.arch_suffix))?;
         let module = ctx
             .load_module(Ptx::from_binary(cubin))
             .map_err(|e| Error::Cuda {

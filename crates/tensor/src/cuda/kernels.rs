@@ -8,6 +8,9 @@ pub struct KernelSource {
     /// Module name, also the file name in compile errors and the disk cache.
     pub name: &'static str,
     pub code: &'static str,
+    /// Appended to the device's `sm_XY` target: `"a"` for kernels using arch-specific
+    /// instructions (Hopper's wgmma needs `sm_90a`), which then run on exactly that arch.
+    pub arch_suffix: &'static str,
 }
 
 /// Device helpers shared by every source: dtype conversions, mma, ldmatrix, cp.async.
@@ -16,38 +19,53 @@ pub const PRELUDE: &str = include_str!("prelude.cuh");
 pub const UNARY: KernelSource = KernelSource {
     name: "unary",
     code: include_str!("../ops/unary/unary.cu"),
+    arch_suffix: "",
 };
 pub const BINARY: KernelSource = KernelSource {
     name: "binary",
     code: include_str!("../ops/binary/binary.cu"),
+    arch_suffix: "",
 };
 pub const NORM: KernelSource = KernelSource {
     name: "norm",
     code: include_str!("../ops/norm/norm.cu"),
+    arch_suffix: "",
 };
 pub const ROPE: KernelSource = KernelSource {
     name: "rope",
     code: include_str!("../ops/rope/rope.cu"),
+    arch_suffix: "",
 };
 pub const LAYOUT: KernelSource = KernelSource {
     name: "layout",
     code: include_str!("../ops/layout/layout.cu"),
+    arch_suffix: "",
 };
 pub const CONV: KernelSource = KernelSource {
     name: "conv",
     code: include_str!("../ops/conv/conv.cu"),
+    arch_suffix: "",
 };
 pub const LINEAR: KernelSource = KernelSource {
     name: "linear",
     code: include_str!("../ops/linear/linear.cu"),
+    arch_suffix: "",
 };
 pub const ATTENTION: KernelSource = KernelSource {
     name: "attention",
     code: include_str!("../ops/attention/attention.cu"),
+    arch_suffix: "",
+};
+/// The Hopper flash-attention kernel (wgmma): launched only on sm_90 devices.
+pub const ATTENTION_SM90: KernelSource = KernelSource {
+    name: "attention_sm90",
+    code: include_str!("../ops/attention/attention_sm90.cu"),
+    arch_suffix: "a",
 };
 pub const SPARSE_CONV: KernelSource = KernelSource {
     name: "sparse_conv",
     code: include_str!("../sparse/conv/sparse_conv.cu"),
+    arch_suffix: "",
 };
 
 /// Every kernel source of the backend.
@@ -60,6 +78,7 @@ pub const ALL: &[&KernelSource] = &[
     &CONV,
     &LINEAR,
     &ATTENTION,
+    &ATTENTION_SM90,
     &SPARSE_CONV,
 ];
 
@@ -86,7 +105,7 @@ mod tests {
         }
         let mut failures = Vec::new();
         for src in ALL {
-            match compile::compile_cubin(src, "sm_90") {
+            match compile::compile_cubin(src, &format!("sm_90{}", src.arch_suffix)) {
                 Ok(cubin) => assert!(!cubin.is_empty(), "{}: empty cubin", src.name),
                 Err(e) => failures.push(e.to_string()),
             }

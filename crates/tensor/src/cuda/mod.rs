@@ -358,8 +358,12 @@ impl CudaDevice {
     /// does not pay for NVRTC (services call this before reporting SERVING).
     pub fn warm_up(&self) -> Result<()> {
         self.bind()?;
+        let cc = self.compute_capability();
         for src in kernels::ALL {
-            compile::load_or_compile(src, self.arch())?;
+            if !src.arch_suffix.is_empty() && cc != (9, 0) {
+                continue; // arch-specific module for another GPU
+            }
+            compile::load_or_compile(src, &format!("{}{}", self.arch(), src.arch_suffix))?;
         }
         Ok(())
     }

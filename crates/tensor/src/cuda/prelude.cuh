@@ -13,6 +13,9 @@ typedef long long i64;
 
 struct f16 { u16 bits; };
 struct bf16 { u16 bits; };
+// 8- and 16-byte units for vectorised loads and stores.
+struct alignas(8) V8 { u32 a, b; };
+struct alignas(16) V16 { u32 a, b, c, d; };
 
 // ---- dtype conversions ------------------------------------------------------------------
 __device__ __forceinline__ float to_f32(float v) { return v; }

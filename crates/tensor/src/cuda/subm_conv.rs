@@ -4,9 +4,9 @@
 use super::{CudaDevice, Dims, args, as_f32, empty, kernels, ptr};
 use crate::{DType, Result, Tensor};
 
-/// Tensor-core tile sizes (sparse_conv.cu: BM = 128, BN = 128 or 64, BK = 32, 3 stages).
+/// Tensor-core tile sizes (sparse_conv.cu: BM = 128, BN = 128 or 64, BK = 64, 3 stages).
 const MMA_BM: usize = 128;
-const MMA_BK: usize = 32;
+const MMA_BK: usize = 64;
 const MMA_STAGES: usize = 3;
 /// Generic kernel tile (GC_BM = GC_BN = 64).
 const GENERIC_TILE: usize = 64;

@@ -2,7 +2,9 @@
 // Layout: q [B, Nq, H, D], k [B, Nk, H, D], v [B, Nk, H, Dv], out [B, Nq, H, Dv] (token rows of
 // H·D elements, so a head is a strided slice). See attention/mod.rs.
 //
-// flash_attn_<dtype>_d<D> (f16/bf16, D = Dv = 64 or 128): FlashAttention-2 style.
+// flash_attn_<dtype>_d<D> (f16/bf16, D = Dv = 64 or 128): FlashAttention-2 style (on an H200
+//   the D = 128 case runs attention_sm90.cu's wgmma kernel instead; this one is the portable
+//   sm_80+ path and DINOv3's D = 64).
 //   Grid (ceil(Nq/FA_BR), H, B); block FA_WARPS warps; each warp owns 16 query rows and keeps
 //   its Q fragments, S = Q·Kᵀ tile and O accumulator in registers. K/V tiles of FA_BC keys are
 //   double-buffered in shared memory with cp.async; Q·Kᵀ and P·V run on tensor cores

@@ -1,5 +1,8 @@
-//! Launchers for attention.cu: the tensor-core flash kernel for f16/bf16 with head dim 64 or
-//! 128 (DINOv3, the DiTs), the generic kernel otherwise (and for f32, the parity path).
+//! Launchers for attention.cu and attention_sm90.cu. f16/bf16 with head dim 128 on an sm_90 GPU
+//! (the DiTs on the H200): the wgmma kernel; f16/bf16 with head dim 64 or 128 elsewhere (and
+//! DINOv3's 64): the mma.sync flash kernel; anything else (and f32, the parity path): the
+//! generic kernel. `TRELLIS2_FLASH` picks another flash kernel on Hopper for A/B runs:
+//! `sm80` (mma.sync), `sm90-bc64` (64-key tiles), `sm90-nostagger` (no warpgroup staggering).
 
 use crate::cuda::{CudaDevice, Dims, args, empty, float_suffix, kernels, ptr};
 use crate::{DType, Device, Error, Result, Tensor};
@@ -8,6 +11,11 @@ use crate::{DType, Device, Error, Result, Tensor};
 const FA_BR: usize = 64;
 const FA_BC: usize = 64;
 const FA_WARPS: u32 = 4;
+/// attention_sm90.cu's W_BR and W_THREADS (shared memory: 1 KiB alignment slack + Q + 2×(K, V)
+/// tiles of `bc` keys, rows of 128 elements).
+const W_BR: usize = 192;
+const W_THREADS: u32 = 384;
+const TILE_ROW_BYTES: usize = 128 * 2;
 /// attention.cu's GA_WARPS and GA_MAXD.
 const GA_WARPS: usize = 4;
 const GA_MAXD: usize = 128;
@@ -34,6 +42,8 @@ pub(super) fn attention(
         matches!(q.dtype(), DType::F16 | DType::BF16) && dh == dv && (dh == 64 || dh == 128);
     if flash {
         let scale_log2 = scale * std::f32::consts::LOG2_E;
+        let choice = std::env::var("TRELLIS2_FLASH").unwrap_or_default();
+        let hopper = d.compute_capability() == (9, 0) && dh == 128 && choice != "sm80";
         let mut a = args![
             ptr(&out)?,
             ptr(q)?,
@@ -44,6 +54,22 @@ pub(super) fn attention(
             h as i32,
             scale_log2
         ];
+        if hopper {
+            let bc = if choice == "sm90-bc64" { 64 } else { 128 };
+            let suffix = if choice == "sm90-nostagger" {
+                "_nostagger"
+            } else {
+                ""
+            };
+            let name = format!("flash_attn_sm90_{}_d128_bc{bc}{suffix}", q.dtype().as_str());
+            let dims = Dims {
+                grid: (nq.div_ceil(W_BR) as u32, h as u32, b as u32),
+                block: (W_THREADS, 1, 1),
+                smem: (1024 + (W_BR + 4 * bc) * TILE_ROW_BYTES) as u32,
+            };
+            d.launch(&kernels::ATTENTION_SM90, &name, dims, &mut a)?;
+            return Ok(out);
+        }
         let dims = Dims {
             grid: (nq.div_ceil(FA_BR) as u32, h as u32, b as u32),
             block: (FA_WARPS * 32, 1, 1),

@@ -100,11 +100,10 @@ pub(super) fn binary(
         sb: [0; MAX_RANK],
     };
     if !plain {
-        for i in 0..cs.len() {
-            bc.shape[i] = cs[i];
-            bc.sa[i] = ca[i];
-            bc.sb[i] = cb[i];
-        }
+        let r = cs.len();
+        bc.shape[..r].copy_from_slice(&cs);
+        bc.sa[..r].copy_from_slice(&ca);
+        bc.sb[..r].copy_from_slice(&cb);
     }
     let mut args = args![ptr(&out)?, ptr(&a)?, ptr(&b)?, n as i64, bc];
     d.launch(

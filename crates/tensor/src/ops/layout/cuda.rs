@@ -53,13 +53,13 @@ pub(super) fn permute(d: &CudaDevice, x: &Tensor, dims: &[usize]) -> Result<Tens
         }
     }
     let mut unit = es;
-    if let (Some(&last), Some(&ls)) = (shape.last(), stride.last()) {
-        if ls == es {
-            unit = unit_bytes(&[last * es]);
-            let k = shape.len() - 1;
-            shape[k] = last * es / unit;
-            stride[k] = unit;
-        }
+    if let (Some(&last), Some(&ls)) = (shape.last(), stride.last())
+        && ls == es
+    {
+        unit = unit_bytes(&[last * es]);
+        let k = shape.len() - 1;
+        shape[k] = last * es / unit;
+        stride[k] = unit;
     }
     if shape.len() > PERM_RANK {
         return Err(Error::Unsupported {
@@ -195,11 +195,7 @@ pub(super) fn index_rows(d: &CudaDevice, x: &Tensor, idx: &Tensor) -> Result<Ten
     let mut shape = x.shape().to_vec();
     shape[0] = m;
     let out = empty(d, &shape, x.dtype())?;
-    let row_bytes = if n_rows == 0 {
-        x.shape()[1..].iter().product::<usize>() * x.dtype().size_in_bytes()
-    } else {
-        x.numel() / n_rows * x.dtype().size_in_bytes()
-    };
+    let row_bytes = x.shape()[1..].iter().product::<usize>() * x.dtype().size_in_bytes();
     if m == 0 || row_bytes == 0 {
         return Ok(out);
     }

@@ -3,9 +3,6 @@
 // launcher picks the widest unit that divides every row length and offset (16-byte vector
 // loads for wide rows). Grid: 1-D grid-stride over output units.
 
-struct alignas(8) V8 { u32 a, b; };
-struct alignas(16) V16 { u32 a, b, c, d; };
-
 template <typename T> struct IsInt { static const bool value = false; };
 template <> struct IsInt<int> { static const bool value = true; };
 template <> struct IsInt<u32> { static const bool value = true; };

@@ -10,7 +10,7 @@ use crate::{DType, Result, Tensor};
 pub(super) fn linear(d: &CudaDevice, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let k = x.dim(-1);
     let n = w.dim(0);
-    let m = if k == 0 { x.numel() } else { x.numel() / k };
+    let m = x.numel().checked_div(k).unwrap_or(x.numel());
     let mut shape = x.shape().to_vec();
     *shape.last_mut().expect("rank >= 1") = n;
     if m == 0 || n == 0 {

@@ -23,7 +23,7 @@ pub(super) fn layer_norm(
 ) -> Result<Tensor> {
     float_suffix("layer_norm", x.dtype())?;
     let c = x.dim(-1);
-    let rows = if c == 0 { 0 } else { x.numel() / c };
+    let rows = x.numel().checked_div(c).unwrap_or(0);
     // Affine params in f32 (exact upcast), as the f32 compute uses them.
     let w = w.map(as_f32).transpose()?;
     let b = b.map(as_f32).transpose()?;
@@ -45,7 +45,7 @@ pub(super) fn layer_norm(
 pub(super) fn rms_norm_heads(d: &CudaDevice, x: &Tensor, gamma: &Tensor) -> Result<Tensor> {
     float_suffix("rms_norm_heads", x.dtype())?;
     let (h, dd) = (x.dim(-2), x.dim(-1));
-    let vecs = if dd == 0 { 0 } else { x.numel() / dd };
+    let vecs = x.numel().checked_div(dd).unwrap_or(0);
     let g = as_f32(gamma)?;
     let out = empty(d, x.shape(), x.dtype())?;
     if vecs > 0 {

@@ -21,9 +21,9 @@
             float d = to_f32(xr[k]) - mean;                                                 \
             v += d * d;                                                                     \
         }                                                                                   \
-        float sd = sqrtf(warp_sum(v) / (float)c + eps);                                     \
+        float rstd = 1.0f / sqrtf(warp_sum(v) / (float)c + eps);                            \
         for (int k = lane; k < c; k += 32) {                                                \
-            float y = (to_f32(xr[k]) - mean) / sd;                                          \
+            float y = (to_f32(xr[k]) - mean) * rstd;                                        \
             if (w) y = y * w[k];                                                            \
             if (b) y = y + b[k];                                                            \
             yr[k] = from_f32<T>(y);                                                         \

@@ -1,4 +1,4 @@
-//! Launchers for unary.cu.
+//! Launchers for unary.cu (16-byte vectors per thread, so the grid covers n / (16 / size)).
 
 use super::Unary;
 use crate::cuda::{CudaDevice, Dims, args, empty, float_suffix, kernels, kname, ptr};
@@ -15,6 +15,11 @@ fn code(f: Unary) -> i32 {
     }
 }
 
+/// One thread per 16-byte vector.
+fn vec_dims(x: &Tensor, n: usize) -> Dims {
+    Dims::elementwise(n.div_ceil(16 / x.dtype().size_in_bytes()))
+}
+
 pub(super) fn unary(d: &CudaDevice, x: &Tensor, f: Unary) -> Result<Tensor> {
     float_suffix(f.name(), x.dtype())?;
     let out = empty(d, x.shape(), x.dtype())?;
@@ -24,7 +29,7 @@ pub(super) fn unary(d: &CudaDevice, x: &Tensor, f: Unary) -> Result<Tensor> {
         d.launch(
             &kernels::UNARY,
             &kname("unary", x.dtype()),
-            Dims::elementwise(n),
+            vec_dims(x, n),
             &mut a,
         )?;
     }
@@ -40,7 +45,7 @@ pub(super) fn affine(d: &CudaDevice, x: &Tensor, mul: f32, add: f32) -> Result<T
         d.launch(
             &kernels::UNARY,
             &kname("affine", x.dtype()),
-            Dims::elementwise(n),
+            vec_dims(x, n),
             &mut a,
         )?;
     }

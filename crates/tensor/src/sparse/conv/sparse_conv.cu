@@ -10,7 +10,7 @@
 //   out[N, Co] = A[N, 27·Ci] · W[Co, 27·Ci]ᵀ where row i of A is the concatenation over v of
 //   x[nbr[i, v]] (zeros for a missing neighbour), gathered straight into shared memory by
 //   cp.async. Grid (ceil(N/BM), ceil(Co/BN)); 8 warps, each a WM x WN tile of m16n8k16 mma with
-//   f32 accumulators; the K loop runs over (offset v, Ci chunk of 32) through a 3-stage
+//   f32 accumulators; the K loop runs over (offset v, Ci chunk of 64) through a 3-stage
 //   cp.async pipeline; bias in f32 and one rounding in the epilogue.
 // subm_conv_generic_<dtype> (any dtype and Ci: the f32 parity path): 64x64 output tiles, each
 //   thread 4x4 outputs, f32 FMA from shared memory.
@@ -72,13 +72,13 @@ extern "C" __global__ void hash_neighbors(u32* nbr, const u64* keys, const u32* 
 }
 
 // ---- implicit GEMM on tensor cores ----------------------------------------------------------
-#define SC_BK 32
+#define SC_BK 64
 #define SC_STAGES 3
 #define SC_THREADS 256
 
-// Element offset of (row, 16-byte chunk) in a [rows][SC_BK] tile: rows are 64 bytes, so rows
-// r and r+2 share banks; XOR-ing the chunk with bits 1..2 of the row spreads ldmatrix's 8 rows.
-__device__ __forceinline__ int sc_swz(int r, int c) { return r * SC_BK + ((c ^ ((r >> 1) & 3)) << 3); }
+// Element offset of (row, 16-byte chunk) in a [rows][SC_BK] tile of 128-byte rows: the chunk is
+// XOR-ed with the row's low 3 bits, so ldmatrix's 8 row addresses hit 8 different bank groups.
+__device__ __forceinline__ int sc_swz(int r, int c) { return r * SC_BK + ((c ^ (r & 7)) << 3); }
 
 template <typename T, int BM, int BN, int WM, int WN>
 __device__ __forceinline__ void subm_conv_mma(T* __restrict__ out, const T* __restrict__ x,
@@ -88,6 +88,9 @@ __device__ __forceinline__ void subm_conv_mma(T* __restrict__ out, const T* __re
                                               int co) {
     constexpr int WARPS_N = BN / WN;
     constexpr int MI = WM / 16, NI = WN / 8;
+    constexpr int CH = SC_BK / 8;                  // 16-byte chunks per tile row
+    constexpr int ROWS_PER_PASS = SC_THREADS / CH;  // tile rows one pass of the block covers
+    constexpr int A_PASSES = BM / ROWS_PER_PASS, B_PASSES = BN / ROWS_PER_PASS;
     static_assert((BM / WM) * WARPS_N * 32 == SC_THREADS, "8 warps");
     extern __shared__ __attribute__((aligned(16))) unsigned char smem_raw[];
     T* sa = (T*)smem_raw;                 // [SC_STAGES][BM][SC_BK]
@@ -97,21 +100,36 @@ __device__ __forceinline__ void subm_conv_mma(T* __restrict__ out, const T* __re
     const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int kc = (ci + SC_BK - 1) / SC_BK;
     const int iters = 27 * kc;
+    // Each thread always copies chunk `lc` of rows `lr + p·ROWS_PER_PASS`; the neighbour rows
+    // of its A rows are re-read only when the offset v changes (every kc iterations).
+    const int lr = tid / CH, lc = tid % CH;
+    int cached_v = -1;
+    u32 src_rows[A_PASSES];
 
     auto load_stage = [&](int stage, int it) {
-        const int v = it / kc, c0 = (it % kc) * SC_BK;
+        const int v = it / kc, c0 = (it % kc) * SC_BK, cc = c0 + lc * 8;
+        if (v != cached_v) {
+            cached_v = v;
+#pragma unroll
+            for (int p = 0; p < A_PASSES; ++p) {
+                int gr = m0 + lr + p * ROWS_PER_PASS;
+                src_rows[p] = gr < n ? nbr[(i64)gr * 27 + v] : NO_NEIGHBOR;
+            }
+        }
         T* a = sa + stage * BM * SC_BK;
         T* bt = sb + stage * BN * SC_BK;
-        for (int i = tid; i < BM * 4; i += SC_THREADS) {
-            int r = i >> 2, c = i & 3, gr = m0 + r, cc = c0 + c * 8;
-            u32 src_row = gr < n ? nbr[(i64)gr * 27 + v] : NO_NEIGHBOR;
-            bool ok = src_row != NO_NEIGHBOR && cc < ci;
-            cp_async16(smem_u32(a + sc_swz(r, c)), ok ? x + (i64)src_row * ci + cc : x, ok ? 16 : 0);
+#pragma unroll
+        for (int p = 0; p < A_PASSES; ++p) {
+            int r = lr + p * ROWS_PER_PASS;
+            bool ok = src_rows[p] != NO_NEIGHBOR && cc < ci;
+            cp_async16(smem_u32(a + sc_swz(r, lc)), ok ? x + (i64)src_rows[p] * ci + cc : x,
+                       ok ? 16 : 0);
         }
-        for (int i = tid; i < BN * 4; i += SC_THREADS) {
-            int r = i >> 2, c = i & 3, oc = n0 + r, cc = c0 + c * 8;
+#pragma unroll
+        for (int p = 0; p < B_PASSES; ++p) {
+            int r = lr + p * ROWS_PER_PASS, oc = n0 + r;
             bool ok = oc < co && cc < ci;
-            cp_async16(smem_u32(bt + sc_swz(r, c)), ok ? w + ((i64)oc * 27 + v) * ci + cc : w,
+            cp_async16(smem_u32(bt + sc_swz(r, lc)), ok ? w + ((i64)oc * 27 + v) * ci + cc : w,
                        ok ? 16 : 0);
         }
     };
