@@ -50,8 +50,14 @@ fn request_id(req: &Request) -> String {
 /// Gives framework-generated errors (unknown route, wrong method, …) the envelope too.
 fn ensure_envelope(resp: Response) -> Response {
     let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // Tagged errors already are envelopes; JSON error bodies (e.g. /ready's 503) are answers.
     if !(status.is_client_error() || status.is_server_error())
         || resp.extensions().get::<ErrorCodeTag>().is_some()
+        || is_json
     {
         return resp;
     }

@@ -6,6 +6,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -86,8 +87,8 @@ pub fn init_from_env(service_name: &str) -> Result<TelemetryGuard, TelemetryErro
     install(builder.build(), service_name, LogFormat::from_env())
 }
 
-/// Installs `provider`, the W3C propagator and the subscriber (env filter from `RUST_LOG`,
-/// default `info`). Tests pass a provider with an in-memory exporter.
+/// Installs `provider`, the W3C propagator and the subscriber: logs filtered by `RUST_LOG`
+/// (default `info`), spans by `TRELLIS2_TRACE_FILTER` (default `info`). Tests pass a provider with an in-memory exporter.
 pub fn install(
     provider: SdkTracerProvider,
     service_name: &str,
@@ -96,9 +97,17 @@ pub fn install(
     global::set_text_map_propagator(TraceContextPropagator::new());
     global::set_tracer_provider(provider.clone());
     let tracer = provider.tracer(service_name.to_string());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    // Logs and spans are filtered separately: quieting logs with RUST_LOG=warn must not drop
+    // the request spans that carry trace context across processes.
+    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let span_filter = std::env::var("TRELLIS2_TRACE_FILTER")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(span_filter);
+    let registry = tracing_subscriber::registry().with(otel);
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -106,11 +115,16 @@ pub fn install(
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(log_filter),
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(log_filter),
+            )
             .try_init(),
     };
     result.map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
