@@ -1,6 +1,8 @@
 //! Shared helpers of the gateway's HTTP tests.
 #![allow(dead_code)]
 
+pub mod doubles;
+
 use std::sync::OnceLock;
 
 use axum::Router;
