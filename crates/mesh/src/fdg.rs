@@ -14,6 +14,9 @@ use crate::error::{MeshError, check_u32};
 use crate::types::TriMesh;
 use crate::voxel_hash::VoxelHash;
 
+/// Largest grid accepted: keeps flat voxel keys (`x·G² + y·G + z`) far inside 64 bits.
+pub const MAX_GRID_SIZE: u32 = 1 << 20;
+
 /// The 4 voxels around the max-corner edge along x, y, z (the reference's table, in its order).
 pub(crate) const EDGE_NEIGHBOURS: [[[i32; 3]; 4]; 3] = [
     [[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0]],
@@ -54,10 +57,10 @@ pub fn flexible_dual_grid_to_mesh(
             });
         }
     }
-    if grid_size == 0 {
+    if grid_size == 0 || grid_size > MAX_GRID_SIZE {
         return Err(MeshError::InvalidParameter {
             name: "grid_size",
-            reason: "must be positive".into(),
+            reason: format!("{grid_size} is not in 1..={MAX_GRID_SIZE}"),
         });
     }
     check_u32(n, "voxels")?;
@@ -80,7 +83,13 @@ pub fn flexible_dual_grid_to_mesh(
                 .filter_map(move |axis| {
                     let mut q = [0u32; 4];
                     for (k, off) in EDGE_NEIGHBOURS[axis].iter().enumerate() {
-                        q[k] = hash.get([c[0] + off[0], c[1] + off[1], c[2] + off[2]])?;
+                        q[k] = hash.get([
+                            // Wrapping: i32::MAX + 1 becomes negative, which the
+                            // bounds check rejects, instead of overflowing.
+                            c[0].wrapping_add(off[0]),
+                            c[1].wrapping_add(off[1]),
+                            c[2].wrapping_add(off[2]),
+                        ])?;
                     }
                     Some(split_quad(q, split_weight))
                 })
@@ -99,6 +108,16 @@ mod tests {
     fn rejects_mismatched_lengths() {
         let err = flexible_dual_grid_to_mesh(&[[0, 0, 0]], &[], &[[false; 3]], &[1.0], 4);
         assert!(matches!(err, Err(MeshError::LengthMismatch { .. })));
+    }
+
+    #[test]
+    fn extreme_coords_and_grid_sizes_are_handled() {
+        let coords = [[i32::MAX, i32::MAX, i32::MAX], [-5, 0, 0]];
+        let m = flexible_dual_grid_to_mesh(&coords, &[[0.5; 3]; 2], &[[true; 3]; 2], &[1.0; 2], 8)
+            .unwrap();
+        assert!(m.faces.is_empty());
+        assert!(flexible_dual_grid_to_mesh(&[], &[], &[], &[], 0).is_err());
+        assert!(flexible_dual_grid_to_mesh(&[], &[], &[], &[], u32::MAX).is_err());
     }
 
     #[test]

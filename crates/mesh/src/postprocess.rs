@@ -104,10 +104,10 @@ pub fn to_textured_mesh(
     p: &GlbParams,
 ) -> Result<(TexturedMesh, GlbReport), MeshError> {
     p.validate()?;
-    if input.resolution == 0 {
+    if input.resolution == 0 || input.resolution > 1 << 14 {
         return Err(MeshError::InvalidParameter {
             name: "resolution",
-            reason: "must be positive".into(),
+            reason: format!("{} is not in 1..=16384", input.resolution),
         });
     }
     if input.coords.len() != input.attrs.len() {

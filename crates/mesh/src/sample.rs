@@ -25,10 +25,14 @@ impl<'a> VoxelField<'a> {
                 got: m.attrs.len(),
             });
         }
-        if m.resolution == 0 {
+        if m.resolution == 0 || m.resolution > crate::fdg::MAX_GRID_SIZE {
             return Err(MeshError::InvalidParameter {
                 name: "resolution",
-                reason: "must be positive".into(),
+                reason: format!(
+                    "{} is not in 1..={}",
+                    m.resolution,
+                    crate::fdg::MAX_GRID_SIZE
+                ),
             });
         }
         Ok(VoxelField {
@@ -45,10 +49,11 @@ impl<'a> VoxelField<'a> {
         let mut acc = [0.0f32; 6];
         let mut wsum = 0.0f32;
         for k in 0..8 {
+            // Wrapping: a saturated far-away base stays out of the grid instead of overflowing.
             let c = [
-                base[0] + (k & 1),
-                base[1] + ((k >> 1) & 1),
-                base[2] + (k >> 2),
+                base[0].wrapping_add(k & 1),
+                base[1].wrapping_add((k >> 1) & 1),
+                base[2].wrapping_add(k >> 2),
             ];
             let Some(row) = self.hash.get(c) else {
                 continue;

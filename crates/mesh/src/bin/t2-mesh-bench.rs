@@ -3,7 +3,8 @@
 //! to the reference's published figures, plus decimation quality (meshopt error estimate and
 //! the distance of the decimated surface to the input, via the BVH).
 //!
-//! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]`
+//! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]
+//! [--out asset.glb]`
 
 use std::time::Instant;
 
@@ -33,6 +34,7 @@ fn main() -> BoxResult<()> {
     let target: usize = arg(&args, "--target", 1_000_000)?;
     let remesh = !args.iter().any(|a| a == "--no-remesh");
     let webp = args.iter().any(|a| a == "--webp");
+    let out: String = arg(&args, "--out", String::new())?;
     println!(
         "t2-mesh-bench: res {res}, texture {texture}², target {target} faces, remesh {remesh}, threads {}",
         rayon::current_num_threads()
@@ -79,6 +81,9 @@ fn main() -> BoxResult<()> {
     let t = Instant::now();
     let (glb, tm, report) = to_glb(&input, &params)?;
     let total = t.elapsed().as_secs_f64();
+    if !out.is_empty() {
+        std::fs::write(&out, &glb)?;
+    }
 
     println!("\n| step | seconds | notes |\n|---|---:|---|");
     println!(
