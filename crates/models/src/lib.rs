@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod decoders;
+pub mod demo;
 pub mod dinov3;
 pub mod error;
 pub mod rng;

@@ -325,21 +325,39 @@ impl Trellis2Pipeline {
         overrides: &SamplerOverrides,
         progress: Progress<'_>,
     ) -> Result<SparseStructure> {
+        let latent = self.sample_ss_latent(cond_512, rng, overrides, progress)?;
+        let coords = self.decode_sparse_structure(&latent, resolution)?;
+        Ok(SparseStructure { latent, coords })
+    }
+
+    /// S2 steps 1–2: the SS noise and the sampler; returns `z_s` `[1, C, R, R, R]` flat.
+    pub fn sample_ss_latent(
+        &self,
+        cond_512: &Tensor,
+        rng: &mut TorchGenerator,
+        overrides: &SamplerOverrides,
+        progress: Progress<'_>,
+    ) -> Result<Vec<f32>> {
         let flow = need(&self.ss_flow, "sparse_structure_flow_model")?;
-        let decoder = need(&self.ss_decoder, "sparse_structure_decoder")?;
         let mut model = DenseVelocity::new(flow, cond_512)?;
-        let shape = model.shape();
-        let noise = rng.randn(shape.iter().product());
+        let noise = rng.randn(model.shape().iter().product());
         let (sampler, params) = self.params(Stage::SparseStructure, overrides)?;
-        let latent = sampler.sample(
+        sampler.sample(
             &mut model,
             noise,
             &params,
             StdKind::DenseUnbiased,
             &mut |d, t| progress(Stage::SparseStructure, d, t),
             None,
-        )?;
-        let z = Tensor::from_slice(&latent, &shape, &self.device)?;
+        )
+    }
+
+    /// The SS decoder's logits `[1, 1, D, D, D]` for `z_s`.
+    pub fn ss_logits(&self, latent: &[f32]) -> Result<Tensor> {
+        let flow = need(&self.ss_flow, "sparse_structure_flow_model")?;
+        let decoder = need(&self.ss_decoder, "sparse_structure_decoder")?;
+        let r = flow.resolution();
+        let z = Tensor::from_slice(latent, &[1, flow.in_channels(), r, r, r], &self.device)?;
         let logits = decoder.forward(&z, &mut None)?;
         if logits.dim(1) != 1 {
             return Err(ModelError::Unsupported(format!(
@@ -347,13 +365,24 @@ impl Trellis2Pipeline {
                 logits.dim(1)
             )));
         }
+        Ok(logits)
+    }
+
+    /// S2 steps 3–5: decoder, `> 0`, OR-pool to `resolution`, argwhere. An empty structure is
+    /// an error (nothing to generate).
+    pub fn decode_sparse_structure(
+        &self,
+        latent: &[f32],
+        resolution: usize,
+    ) -> Result<Vec<[i32; 4]>> {
+        let logits = self.ss_logits(latent)?;
         let coords = occupied_coords(&logits.to_vec_f32()?, logits.dim(2), resolution)?;
         if coords.is_empty() {
             return Err(ModelError::invalid(
                 "the sparse structure is empty (no occupied voxel): nothing to generate",
             ));
         }
-        Ok(SparseStructure { latent, coords })
+        Ok(coords)
     }
 
     fn shape_flow(&self, res: FlowRes) -> Result<&SLatFlowModel> {
