@@ -1,0 +1,175 @@
+//! The `trellis2` binary as operators use it: tokens, the embedded `serve`, and the client
+//! commands against it (real processes on a loopback port).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_trellis2");
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn trellis2(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("TRELLIS2_API_KEY")
+        .env_remove("TRELLIS2_MODAL_KEY")
+        .env_remove("TRELLIS2_MODAL_SECRET")
+        .env("HOME", "/nonexistent");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+fn serve(data: &Path) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--models",
+            "demo",
+            "--data",
+        ])
+        .arg(data)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (Proc(child), format!("http://{addr}"))
+}
+
+#[test]
+fn tokens_add_prints_the_token_last_and_list_never_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = trellis2(&["tokens", "add", "ci", "--data", d], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let token = stdout.lines().last().unwrap().to_string();
+    assert!(token.starts_with("t2_") && token.len() > 40, "{stdout}");
+
+    let list = text(&trellis2(&["tokens", "list", "--data", d], &[]).stdout);
+    assert!(list.starts_with("ci\tt2_"), "{list}");
+    assert!(!list.contains(&token));
+
+    let dup = trellis2(&["tokens", "add", "ci", "--data", d], &[]);
+    assert!(!dup.status.success());
+    assert!(
+        trellis2(&["tokens", "revoke", "ci", "--data", d], &[])
+            .status
+            .success()
+    );
+    assert_eq!(
+        text(&trellis2(&["tokens", "list", "--data", d], &[]).stdout),
+        ""
+    );
+}
+
+#[test]
+fn serve_and_client_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = trellis2(
+        &["tokens", "add", "ci", "--data", data.to_str().unwrap()],
+        &[],
+    );
+    let token = text(&out.stdout).lines().last().unwrap().to_string();
+    let (_server, url) = serve(&data);
+
+    // Health: live, not ready (no compute built) → exit 2.
+    let h = trellis2(&["health", "--url", &url], &[]);
+    assert_eq!(
+        h.status.code(),
+        Some(2),
+        "{}{}",
+        text(&h.stdout),
+        text(&h.stderr)
+    );
+    assert!(text(&h.stdout).contains("trellis2-api"));
+
+    // Generate through the gateway: the job is accepted, then fails with the real reason.
+    let img = dir.path().join("in.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]))
+        .save(&img)
+        .unwrap();
+    let glb = dir.path().join("out.glb");
+    let args = [
+        "generate",
+        img.to_str().unwrap(),
+        "-o",
+        glb.to_str().unwrap(),
+        "--url",
+        &url,
+    ];
+    let g = trellis2(&args, &[("TRELLIS2_API_KEY", &token)]);
+    assert_eq!(g.status.code(), Some(1));
+    let err = text(&g.stderr);
+    assert!(err.contains("failed") && err.contains("not built"), "{err}");
+    assert!(!glb.exists());
+
+    // Legacy credentials work too; a wrong token is a clear 401.
+    let g = trellis2(
+        &args,
+        &[
+            ("TRELLIS2_MODAL_KEY", "ci"),
+            ("TRELLIS2_MODAL_SECRET", &token),
+        ],
+    );
+    assert!(text(&g.stderr).contains("not built"), "{}", text(&g.stderr));
+    let g = trellis2(&args, &[("TRELLIS2_API_KEY", "t2_wrong")]);
+    assert!(
+        text(&g.stderr).contains("unauthorized"),
+        "{}",
+        text(&g.stderr)
+    );
+
+    // --local runs in this process and says the compute is not built.
+    let g = trellis2(
+        &[
+            "generate",
+            img.to_str().unwrap(),
+            "-o",
+            glb.to_str().unwrap(),
+            "--local",
+            "--models",
+            "demo",
+        ],
+        &[],
+    );
+    assert_eq!(g.status.code(), Some(1));
+    assert!(text(&g.stderr).contains("not built"), "{}", text(&g.stderr));
+}
+
+#[test]
+fn an_unreachable_gateway_is_retried_then_reported() {
+    // Port 9 (discard) on loopback: nothing listens, connections are refused.
+    let h = trellis2(
+        &["health", "--url", "http://127.0.0.1:9", "--retries", "2"],
+        &[],
+    );
+    assert_eq!(h.status.code(), Some(1));
+    let err = text(&h.stderr);
+    assert!(err.contains("after 3 attempts"), "{err}");
+}
