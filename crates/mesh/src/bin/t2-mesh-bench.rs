@@ -15,6 +15,34 @@ use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, dual_grid, with_attributes};
 use t2_mesh::{GlbParams, TextureFormat, to_glb};
 
+/// Process CPU seconds (user + system, all threads) from `/proc/self/stat`; NaN elsewhere. The
+/// bench machine is shared, so wall time alone can hide contention: CPU time does not.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100 Hz on Linux).
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("?".into(), |l| {
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}
+
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> BoxResult<T> {
@@ -78,9 +106,11 @@ fn main() -> BoxResult<()> {
             TextureFormat::Png
         },
     };
-    let t = Instant::now();
+    let load_before = load_average();
+    let (t, cpu0) = (Instant::now(), cpu_seconds());
     let (glb, tm, report) = to_glb(&input, &params)?;
     let total = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
     if !out.is_empty() {
         std::fs::write(&out, &glb)?;
     }
@@ -110,9 +140,10 @@ fn main() -> BoxResult<()> {
         println!("| {name} | {:.2} | {note} |", d.as_secs_f64());
     }
     println!(
-        "| **to_glb total** | **{total:.2}** | {} faces, {} vertices |",
+        "| **to_glb total** | **{total:.2}** | {} faces, {} vertices; {cpu:.1} CPU-s; load avg {load_before} → {} |",
         tm.faces.len(),
-        tm.positions.len()
+        tm.positions.len(),
+        load_average()
     );
     println!(
         "| reference to_glb, RTX 5060 Ti (trellis.cpp, spec §6.3) | 16.2 / 26.2 | goblin / turret, 1024_cascade |"
