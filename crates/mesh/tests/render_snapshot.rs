@@ -19,8 +19,11 @@ const BLUE: [u8; 3] = [0, 0, 255];
 const YELLOW: [u8; 3] = [255, 255, 0];
 const ORANGE: [u8; 3] = [255, 128, 0];
 
-/// Faces in atlas-cell order: (outward normal, tangent along u, tangent along −v, solid colour).
-const FACES: [([f32; 3], [f32; 3], [f32; 3], [u8; 3]); 6] = [
+/// (outward normal, tangent along u, tangent along −v, solid colour).
+type Face = ([f32; 3], [f32; 3], [f32; 3], [u8; 3]);
+
+/// Faces in atlas-cell order.
+const FACES: [Face; 6] = [
     ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0; 3]), // +X: the 2×2 pattern
     (
         [-1.0, 0.0, 0.0],

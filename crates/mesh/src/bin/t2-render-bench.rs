@@ -228,7 +228,7 @@ fn bumpy_sphere(rows: usize, cols: usize, texture: u32) -> TexturedMesh {
     let mut mr = vec![0u8; t * t * 3];
     for y in 0..t {
         for x in 0..t {
-            let checker = ((x * 16 / t) + (y * 8 / t)) % 2 == 0;
+            let checker = ((x * 16 / t) + (y * 8 / t)).is_multiple_of(2);
             let i = y * t + x;
             let g = (255 * y / t) as u8;
             bc[i * 4..i * 4 + 4].copy_from_slice(&if checker {

@@ -115,6 +115,8 @@ pub fn turntable_cameras(
             "num_frames must be at least 1".into(),
         ));
     }
+    // The reference's literal, deliberately not π (see above).
+    #[allow(clippy::approx_constant)]
     const TWO_PI_REF: f64 = 2.0 * 3.1415;
     let n = num_frames as usize;
     (0..n)
@@ -182,6 +184,7 @@ mod tests {
         assert!((e[0] - 2.0 * 0.25f32.cos()).abs() < 1e-5, "{e:?}");
         assert!(e[1].abs() < 1e-5 && (e[2] - 2.0 * 0.25f32.sin()).abs() < 1e-5);
         // Frame 30: t = 2·3.1415·30/119.
+        #[allow(clippy::approx_constant)]
         let t = 2.0 * 3.1415f64 * 30.0 / 119.0;
         let (yaw, pitch) = (-t + std::f64::consts::FRAC_PI_2, 0.25 + 0.5 * t.sin());
         let want = [
@@ -189,8 +192,8 @@ mod tests {
             yaw.cos() * pitch.cos() * 2.0,
             pitch.sin() * 2.0,
         ];
-        for k in 0..3 {
-            assert!((cams[30].eye[k] as f64 - want[k]).abs() < 1e-5);
+        for (got, want) in cams[30].eye.iter().zip(want) {
+            assert!((*got as f64 - want).abs() < 1e-5);
         }
     }
 

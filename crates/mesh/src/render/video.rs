@@ -9,8 +9,8 @@ use std::io::Cursor;
 use image::RgbImage;
 use openh264::OpenH264API;
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
-    UsageType, VuiConfig,
+    Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, UsageType,
+    VuiConfig,
 };
 use openh264::formats::{RgbSliceU8, YUVBuffer};
 
@@ -32,8 +32,8 @@ pub(crate) struct Mp4H264Writer {
 }
 
 impl Mp4H264Writer {
-    pub fn new(width: u32, height: u32, fps: u32, bitrate_bps: u32) -> Result<Self, RenderError> {
-        if width % 2 != 0 || height % 2 != 0 || width == 0 || height == 0 {
+    pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, RenderError> {
+        if !width.is_multiple_of(2) || !height.is_multiple_of(2) || width == 0 || height == 0 {
             return Err(RenderError::InvalidOptions(format!(
                 "video frames must have even, non-zero sizes (4:2:0), got {width}x{height}"
             )));
@@ -41,8 +41,10 @@ impl Mp4H264Writer {
         let config = EncoderConfig::new()
             // OpenH264 only implements the real-time usage types (non-real-time fails init).
             .usage_type(UsageType::CameraVideoRealTime)
-            .rate_control_mode(RateControlMode::Quality)
-            .bitrate(BitRate::from_bps(bitrate_bps))
+            // Rate control off = OpenH264's constant default QP, every frame at even quality.
+            // Its rate-controlled modes cannot hold a bit rate without skipping frames, which
+            // the frame-count contract forbids (and they warn on stderr for every video).
+            .rate_control_mode(RateControlMode::Off)
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             // Every input frame must come out as a sample: the frame count is part of the contract.
             .skip_frames(false)
