@@ -190,6 +190,7 @@ impl Dinov3 {
         }
         let pixels = ops::to_dtype(&pixels.to_device(&self.device)?, DType::F32)?;
         let patches = ops::patch_embed2d(&pixels, &self.patch_w, Some(&self.patch_b))?;
+        tap(probe, "embeddings.patch_embeddings", &patches);
         let (nh, nw) = (patches.dim(2), patches.dim(3));
         let np = nh * nw;
         let patches = ops::permute(&patches.reshape(&[1, d, np])?, &[0, 2, 1])?;
@@ -216,13 +217,17 @@ impl Dinov3 {
             let x = l.norm1.forward(&h)?;
             tap(probe, &format!("{name}.norm1"), &x);
             let split = |t: Tensor| t.reshape(&[1, tokens, heads, hd]);
-            let q = split(l.q.forward(&x)?)?;
-            let k = split(l.k.forward(&x)?)?;
-            let v = split(l.v.forward(&x)?)?;
+            let (q, k, v) = (l.q.forward(&x)?, l.k.forward(&x)?, l.v.forward(&x)?);
+            tap(probe, &format!("{name}.attention.q_proj"), &q);
+            tap(probe, &format!("{name}.attention.k_proj"), &k);
+            tap(probe, &format!("{name}.attention.v_proj"), &v);
+            let (q, k, v) = (split(q)?, split(k)?, split(v)?);
             let q = ops::rope_half_split(&q, &cos, &sin, n_prefix)?;
             let k = ops::rope_half_split(&k, &cos, &sin, n_prefix)?;
             let a = ops::attention(&q, &k, &v, scale)?.reshape(&[1, tokens, d])?;
+            tap(probe, &format!("pre:{name}.attention.o_proj"), &a);
             let a = l.o.forward(&a)?;
+            tap(probe, &format!("{name}.attention.o_proj"), &a);
             tap(probe, &format!("{name}.attention.0"), &a);
             let a = ops::mul(&a, &l.ls1)?;
             tap(probe, &format!("{name}.layer_scale1"), &a);
@@ -234,7 +239,11 @@ impl Dinov3 {
                     let gate = ops::unary(&g.forward(&x)?, self.act)?;
                     l.down.forward(&ops::mul(&gate, &l.up.forward(&x)?)?)?
                 }
-                None => l.down.forward(&ops::unary(&l.up.forward(&x)?, self.act)?)?,
+                None => {
+                    let up = l.up.forward(&x)?;
+                    tap(probe, &format!("{name}.mlp.up_proj"), &up);
+                    l.down.forward(&ops::unary(&up, self.act)?)?
+                }
             };
             tap(probe, &format!("{name}.mlp"), &m);
             let m = ops::mul(&m, &l.ls2)?;

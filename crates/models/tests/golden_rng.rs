@@ -77,26 +77,37 @@ fn rng_bitwise() {
         );
         checked += 3;
     }
-    // The small-numel and tail paths: randn(5) right after seeding, then randn(37).
-    for path in ["avx2", "scalar"] {
-        for n in &names {
-            if let Some(rest) = n.strip_prefix(&format!("{path}.")) {
-                if let Some(s) = rest.strip_suffix(".extra.numel5") {
-                    let kernel = if path == "avx2" {
-                        NormalKernel::Avx2
-                    } else {
-                        NormalKernel::Scalar
-                    };
-                    let seed: u64 = s[1..].parse().expect("seed");
-                    let mut g = TorchGenerator::with_kernel(seed, kernel);
-                    let five = io.f32(n);
-                    bitwise(n, &g.randn(five.data.len()), &five.data);
-                    let t37 = format!("{path}.{s}.extra.numel37");
-                    let v37 = io.f32(&t37);
-                    bitwise(&t37, &g.randn(v37.data.len()), &v37.data);
-                    checked += 2;
-                }
-            }
+    // The small-numel and tail paths: `<path>.s<seed>.extra.numel<K>`, drawn right after
+    // seeding, the per-element path (K < 16) first, then the others, each group ascending.
+    let mut extras: std::collections::BTreeMap<(String, String), Vec<usize>> = Default::default();
+    for n in &names {
+        let parts: Vec<&str> = n.split('.').collect();
+        if parts.len() == 4 && parts[2] == "extra" {
+            let k: usize = parts[3]
+                .strip_prefix("numel")
+                .expect("extra.numel<K>")
+                .parse()
+                .expect("K");
+            extras
+                .entry((parts[0].to_string(), parts[1].to_string()))
+                .or_default()
+                .push(k);
+        }
+    }
+    for ((path, s), mut ks) in extras {
+        ks.sort_by_key(|&k| (k >= 16, k));
+        let kernel = match path.as_str() {
+            "avx2" => NormalKernel::Avx2,
+            "scalar" => NormalKernel::Scalar,
+            other => panic!("unknown rng path `{other}`"),
+        };
+        let mut g = TorchGenerator::with_kernel(s[1..].parse().expect("seed"), kernel);
+        for k in ks {
+            let name = format!("{path}.{s}.extra.numel{k}");
+            let want = io.f32(&name);
+            assert_eq!(want.data.len(), k, "{name}");
+            bitwise(&name, &g.randn(k), &want.data);
+            checked += 1;
         }
     }
     eprintln!("rng: {checked} tensors bitwise equal");

@@ -447,9 +447,11 @@ impl ScVaeDecoder {
         let out = ops::to_dtype(&h.feats, DType::F32)?;
         let out = LayerNorm::plain(1e-5).forward(&out)?;
         tap(probe, "pre:output_layer", &out);
+        let feats = self.output_layer.forward(&out)?;
+        tap(probe, "output_layer", &feats);
         Ok(Decoded {
             coords: h.coords.host().to_vec(),
-            feats: self.output_layer.forward(&out)?,
+            feats,
             subs,
         })
     }

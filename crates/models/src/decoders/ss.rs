@@ -171,8 +171,9 @@ impl SparseStructureDecoder {
         let h = self.input_layer.forward(&z)?;
         tap(probe, "input_layer", &h);
         let mut h = ops::to_dtype(&h, self.body_dtype)?;
-        for b in &self.middle {
+        for (i, b) in self.middle.iter().enumerate() {
             h = b.forward(&h)?;
+            tap(probe, &format!("middle_block.{i}"), &h);
         }
         tap(probe, "middle_block", &h);
         for (i, b) in self.blocks.iter().enumerate() {
@@ -185,7 +186,12 @@ impl SparseStructureDecoder {
         let h = ops::to_dtype(&h, DType::F32)?;
         let h = channel_layer_norm(&self.out_norm, &h)?;
         tap(probe, "out_layer.0", &h);
-        self.out_conv.forward(&silu(&h)?)
+        let h = silu(&h)?;
+        tap(probe, "out_layer.1", &h);
+        let y = self.out_conv.forward(&h)?;
+        tap(probe, "out_layer.2", &y);
+        tap(probe, "out_layer", &y);
+        Ok(y)
     }
 }
 

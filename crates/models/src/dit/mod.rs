@@ -183,6 +183,8 @@ impl FlowTransformer {
         }
         let h = LayerNorm::plain(1e-5).forward(&ops::to_dtype(&h, DType::F32)?)?;
         tap(probe, "pre:out_layer", &h);
-        self.out_layer.forward(&h)
+        let y = self.out_layer.forward(&h)?;
+        tap(probe, "out_layer", &y);
+        Ok(y)
     }
 }
