@@ -75,12 +75,15 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// Stored hashes with their names, and the file's modification time they were read at.
+type HashCache = (Option<std::time::SystemTime>, Vec<([u8; 32], String)>);
+
 /// The token file under a data directory. Reads reload the file when it changed on disk, so
 /// `trellis2 tokens add|revoke` take effect on a running gateway.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
     path: PathBuf,
-    cache: Arc<RwLock<(Option<std::time::SystemTime>, Vec<([u8; 32], String)>)>>,
+    cache: Arc<RwLock<HashCache>>,
 }
 
 impl TokenStore {

@@ -232,24 +232,30 @@ impl From<crate::jobs::JobRecord> for JobView {
     }
 }
 
-fn stage(
-    prefix: &str,
+/// One stage's optional sampler fields as sent by the client.
+struct StageFields {
     steps: Option<u32>,
     strength: Option<f32>,
     rescale: Option<f32>,
     interval: Option<[f32; 2]>,
     rescale_t: Option<f32>,
+}
+
+/// The stage's sampler parameters with defaults filled in; range problems go to `errors`.
+fn stage(
+    prefix: &str,
+    f: StageFields,
     defaults: fp::StageDefaults,
     errors: &mut Vec<String>,
 ) -> SamplerParams {
-    let [start, end] = interval.unwrap_or(defaults.guidance_interval);
+    let [start, end] = f.interval.unwrap_or(defaults.guidance_interval);
     let p = SamplerParams {
-        steps: Some(steps.unwrap_or(defaults.steps)),
-        guidance_strength: Some(strength.unwrap_or(defaults.guidance_strength)),
-        guidance_rescale: Some(rescale.unwrap_or(defaults.guidance_rescale)),
+        steps: Some(f.steps.unwrap_or(defaults.steps)),
+        guidance_strength: Some(f.strength.unwrap_or(defaults.guidance_strength)),
+        guidance_rescale: Some(f.rescale.unwrap_or(defaults.guidance_rescale)),
         guidance_interval_start: Some(start),
         guidance_interval_end: Some(end),
-        rescale_t: Some(rescale_t.unwrap_or(defaults.rescale_t)),
+        rescale_t: Some(f.rescale_t.unwrap_or(defaults.rescale_t)),
     };
     fp::check_sampler(prefix, &p, errors);
     p
@@ -335,31 +341,37 @@ impl GenerateBody {
         }
         let ss = stage(
             "ss",
-            self.ss_sampling_steps,
-            self.ss_guidance_strength,
-            self.ss_guidance_rescale,
-            self.ss_guidance_interval,
-            self.ss_rescale_t,
+            StageFields {
+                steps: self.ss_sampling_steps,
+                strength: self.ss_guidance_strength,
+                rescale: self.ss_guidance_rescale,
+                interval: self.ss_guidance_interval,
+                rescale_t: self.ss_rescale_t,
+            },
             fp::SPARSE_STRUCTURE_DEFAULTS,
             &mut errors,
         );
         let shape = stage(
             "shape_slat",
-            self.shape_slat_sampling_steps,
-            self.shape_slat_guidance_strength,
-            self.shape_slat_guidance_rescale,
-            self.shape_slat_guidance_interval,
-            self.shape_slat_rescale_t,
+            StageFields {
+                steps: self.shape_slat_sampling_steps,
+                strength: self.shape_slat_guidance_strength,
+                rescale: self.shape_slat_guidance_rescale,
+                interval: self.shape_slat_guidance_interval,
+                rescale_t: self.shape_slat_rescale_t,
+            },
             fp::SHAPE_SLAT_DEFAULTS,
             &mut errors,
         );
         let tex = stage(
             "tex_slat",
-            self.tex_slat_sampling_steps,
-            self.tex_slat_guidance_strength,
-            self.tex_slat_guidance_rescale,
-            self.tex_slat_guidance_interval,
-            self.tex_slat_rescale_t,
+            StageFields {
+                steps: self.tex_slat_sampling_steps,
+                strength: self.tex_slat_guidance_strength,
+                rescale: self.tex_slat_guidance_rescale,
+                interval: self.tex_slat_guidance_interval,
+                rescale_t: self.tex_slat_rescale_t,
+            },
             fp::TEX_SLAT_DEFAULTS,
             &mut errors,
         );

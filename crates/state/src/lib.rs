@@ -102,7 +102,7 @@ impl Latents {
         if self.model_id.len() > MAX_MODEL_ID_BYTES {
             return bad(format!("model id longer than {MAX_MODEL_ID_BYTES} bytes"));
         }
-        if self.coords.len() % 4 != 0 {
+        if !self.coords.len().is_multiple_of(4) {
             return bad(format!("{} coords values is not [N, 4]", self.coords.len()));
         }
         let n = self.num_tokens();
