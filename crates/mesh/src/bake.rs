@@ -74,8 +74,8 @@ pub fn bake(
         if r1 < r0 as isize {
             continue;
         }
-        for b in r0 / BAND_ROWS..=(r1 as usize) / BAND_ROWS {
-            binned[b].push(fi as u32);
+        for band in &mut binned[r0 / BAND_ROWS..=(r1 as usize) / BAND_ROWS] {
+            band.push(fi as u32);
         }
     }
 

@@ -105,7 +105,7 @@ impl Builder {
         bytes: &[u8],
         target: Option<json::buffer::Target>,
     ) -> Index<json::buffer::View> {
-        while self.bin.len() % 4 != 0 {
+        while !self.bin.len().is_multiple_of(4) {
             self.bin.push(0);
         }
         let offset = self.bin.len();
@@ -259,7 +259,7 @@ impl Builder {
             nodes: vec![node],
         });
         self.root.scene = Some(scene);
-        while self.bin.len() % 4 != 0 {
+        while !self.bin.len().is_multiple_of(4) {
             self.bin.push(0);
         }
         self.root.push(json::Buffer {
@@ -280,10 +280,10 @@ impl Builder {
 
 /// The binary container: 12-byte header, JSON chunk (space-padded), BIN chunk (zero-padded).
 fn glb_container(mut json_bytes: Vec<u8>, mut bin: Vec<u8>) -> Vec<u8> {
-    while json_bytes.len() % 4 != 0 {
+    while !json_bytes.len().is_multiple_of(4) {
         json_bytes.push(b' ');
     }
-    while bin.len() % 4 != 0 {
+    while !bin.len().is_multiple_of(4) {
         bin.push(0);
     }
     let total = 12 + 8 + json_bytes.len() + 8 + bin.len();

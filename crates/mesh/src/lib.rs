@@ -2,6 +2,9 @@
 //! decimation, cleanup, UV unwrapping, texture baking, GLB/OBJ/PLY export and preview rendering.
 //! Pure geometry on plain Rust types (no tensors), so it runs anywhere and is testable alone.
 
+// `!(x > t)` is deliberate in input checks: unlike `x <= t` it also rejects NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod bake;
 pub mod bvh;
 pub mod cleanup;

@@ -75,7 +75,7 @@ impl RemeshParams {
         }
         let mut base = self.resolution;
         while base > BASE_RESOLUTION_MAX {
-            if base % 2 != 0 {
+            if !base.is_multiple_of(2) {
                 return bad(
                     "resolution",
                     format!("{} does not halve down to ≤ 32", self.resolution),

@@ -3,14 +3,14 @@
 //! count is within the decimation target; texture lookups at the GLB's UVs reproduce the voxel
 //! colours (so the UV / row convention is right end to end).
 
-mod common_validator;
+mod validator_support;
 
-use common_validator::assert_valid;
 use t2_mesh::bvh::Bvh;
 use t2_mesh::glb::write_mesh_glb;
 use t2_mesh::sample::VoxelField;
 use t2_mesh::synth::{Attributes, NoisyTorus, voxelise};
 use t2_mesh::{GlbParams, MeshWithVoxel, TextureFormat, to_glb};
+use validator_support::assert_valid;
 
 fn asset(res: u32) -> MeshWithVoxel {
     let shape = NoisyTorus {
@@ -27,9 +27,12 @@ fn image_size(bytes: &[u8]) -> (u32, u32) {
     (img.width(), img.height())
 }
 
+/// (face count, embedded image sizes, positions, uvs) of a loaded GLB.
+type Loaded = (usize, Vec<(u32, u32)>, Vec<[f32; 3]>, Vec<[f32; 2]>);
+
 /// Loads with the gltf crate (images left encoded: the crate's importer has no WebP decoder)
 /// and returns (face count, embedded image sizes, positions, uvs).
-fn load_back(glb: &[u8]) -> (usize, Vec<(u32, u32)>, Vec<[f32; 3]>, Vec<[f32; 2]>) {
+fn load_back(glb: &[u8]) -> Loaded {
     let g = gltf::Gltf::from_slice(glb).expect("gltf crate parses the GLB");
     let bin = g.blob.as_deref().expect("BIN chunk");
     let mut faces = 0;

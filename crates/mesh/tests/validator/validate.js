@@ -1,6 +1,6 @@
 // Validates one GLB with the Khronos glTF validator and prints the report JSON on stdout.
 // Usage: node validate.js <file.glb>. Exit code 0 whenever a report was produced; the caller
-// (crates/mesh/tests/glb_pipeline.rs) reads `issues.numErrors`.
+// (crates/mesh/tests/glb_pipeline.rs via validator_support) reads `issues.numErrors`.
 const fs = require('fs');
 const validator = require('gltf-validator');
 
