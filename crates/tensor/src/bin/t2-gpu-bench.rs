@@ -202,15 +202,17 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         ("self 49152 bf16", 49_152, 49_152, DType::BF16),
         ("self 9600 f16", 9600, 9600, DType::F16),
         ("cross 9600x4101 bf16", 9600, 4101, DType::BF16),
+        ("cross 4096x1029 bf16", 4096, 1029, DType::BF16),
     ];
     for (name, nq, nk, dt) in attn {
         if want(name) {
             attention(&dev, &mut rows, name, nq, nk, dt)?;
         }
     }
-    // A/B: the other flash kernels on the same shapes (the H200 default is wgmma, 128-key tiles).
-    for variant in ["sm80", "sm90-bc64", "sm90-nostagger"] {
-        for (n, label) in [(9600, "9600"), (49_152, "49152")] {
+    // A/B: the other flash kernels on the same shapes (the H200 default is the FA3-style
+    // kernel: TMA producer, two ping-ponging consumer warpgroups, 2-stage K/V rings).
+    for variant in ["fa3-s3", "fa3-nopp", "sm90-v1", "sm80"] {
+        for (n, label) in [(4096, "4096"), (9600, "9600"), (49_152, "49152")] {
             let name = format!("self {label} bf16 {variant}");
             if want(&name) {
                 // SAFETY: single-threaded here.

@@ -448,33 +448,60 @@ fn attention_case(
     dt: DType,
     rows: usize,
 ) -> Result<Outcome> {
-    let q = rand(&[1, nq, h, d], dt, 111, 2.0)?;
-    let k = rand(&[1, nk, h, d], dt, 112, 2.0)?;
-    let v = rand(&[1, nk, h, d], dt, 113, 1.0)?;
+    attention_case_batched(g, 1, nq, nk, h, d, dt, rows)
+}
+
+/// `attention_case` over `b` batch items (the CFG pair): the same rows of every item are checked.
+#[allow(clippy::too_many_arguments)]
+fn attention_case_batched(
+    g: &Device,
+    b: usize,
+    nq: usize,
+    nk: usize,
+    h: usize,
+    d: usize,
+    dt: DType,
+    rows: usize,
+) -> Result<Outcome> {
+    let q = rand(&[b, nq, h, d], dt, 111, 2.0)?;
+    let k = rand(&[b, nk, h, d], dt, 112, 2.0)?;
+    let v = rand(&[b, nk, h, d], dt, 113, 1.0)?;
     let scale = 1.0 / (d as f32).sqrt();
     let rows = rows.min(nq);
-    let pick: Vec<u32> = (0..rows)
+    let per_item: Vec<u32> = (0..rows)
         .map(|i| (i * nq / rows) as u32)
         .chain([nq as u32 - 1])
         .collect();
+    let pick: Vec<u32> = (0..b as u32)
+        .flat_map(|bi| per_item.iter().map(move |&r| bi * nq as u32 + r))
+        .collect();
     let idx = Tensor::from_vec(pick.clone(), &[pick.len()], &Device::Cpu)?;
+    let n_pick = per_item.len();
     let q_sub =
-        ops::index_rows(&q.reshape(&[nq, h * d])?, &idx)?.reshape(&[1, pick.len(), h, d])?;
+        ops::index_rows(&q.reshape(&[b * nq, h * d])?, &idx)?.reshape(&[b, n_pick, h, d])?;
     let t = Instant::now();
     let want = ops::attention(&q_sub, &k, &v, scale)?;
     let cpu_ms = t.elapsed().as_secs_f64() * 1e3;
     let (qg, kg, vg) = (q.to_device(g)?, k.to_device(g)?, v.to_device(g)?);
-    poison(g, nq * h * d * dt.size_in_bytes())?;
+    poison(g, b * nq * h * d * dt.size_in_bytes())?;
     g.synchronize()?;
     let t = Instant::now();
     let got = ops::attention(&qg, &kg, &vg, scale)?;
     g.synchronize()?;
     let gpu_ms = t.elapsed().as_secs_f64() * 1e3;
-    let got_sub = ops::index_rows(&got.to_device(&Device::Cpu)?.reshape(&[nq, h * d])?, &idx)?
-        .reshape(&[1, pick.len(), h, d])?;
+    let got_sub = ops::index_rows(
+        &got.to_device(&Device::Cpu)?.reshape(&[b * nq, h * d])?,
+        &idx,
+    )?
+    .reshape(&[b, n_pick, h, d])?;
     let mut o = compare(&got_sub, &want, cpu_ms, gpu_ms)?;
+    let batch = if b > 1 {
+        format!("b {b} ")
+    } else {
+        String::new()
+    };
     o.what = format!(
-        "q {nq} k {nk} h {h} d {d} {dt:?} ({} rows checked)",
+        "{batch}q {nq} k {nk} h {h} d {d} {dt:?} ({} rows checked)",
         pick.len()
     );
     // The rows not checked against the CPU must still be finite (all written).
@@ -484,8 +511,8 @@ fn attention_case(
     Ok(o)
 }
 
-/// Runs `f` with another flash kernel forced (`TRELLIS2_FLASH`: on Hopper the wgmma kernel is
-/// the default), so every kernel variant is checked on the H200.
+/// Runs `f` with another flash kernel forced (`TRELLIS2_FLASH`: on Hopper the FA3-style
+/// kernel is the default), so every kernel variant is checked on the H200.
 fn with_flash(variant: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> {
     // SAFETY: the parity binary is single-threaded.
     unsafe { std::env::set_var("TRELLIS2_FLASH", variant) };
@@ -519,7 +546,21 @@ fn attention_cases(cases: &mut Vec<Case>) {
     cases.push(case("attention/self-9600/f32", 1e-5, |g| {
         attention_case(g, 9600, 9600, 12, 128, DType::F32, 256)
     }));
-    for variant in ["sm80", "sm90-bc64", "sm90-nostagger"] {
+    // The SS stage's cross-attention with the CFG pair batched (B = 2, image tokens 1,029).
+    cases.push(case("attention/b2-cross-4096x1029/bf16", 1e-2, |g| {
+        attention_case_batched(g, 2, 4096, 1029, 12, 128, DType::BF16, 512)
+    }));
+    cases.push(case("attention/b2-odd-333x129/f16", 2e-3, |g| {
+        attention_case_batched(g, 2, 333, 129, 5, 128, DType::F16, 333)
+    }));
+    for variant in [
+        "fa3-s3",
+        "fa3-nopp",
+        "sm90-v1",
+        "sm80",
+        "sm90-bc64",
+        "sm90-nostagger",
+    ] {
         cases.push(case(
             format!("attention/self-4096-{variant}/bf16"),
             1e-2,

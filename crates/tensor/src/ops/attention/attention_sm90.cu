@@ -1,23 +1,32 @@
-// attention_sm90.cu — the Hopper (sm_90a) flash-attention kernel: the same algorithm as
-// attention.cu's flash_attn, with both GEMMs on warpgroup MMA (wgmma) instead of mma.sync.
-// Layout as in attention.cu: q, k, v, out [B, N, H, 128] (f16/bf16), f32 softmax/accumulation.
+// attention_sm90.cu — the Hopper (sm_90a) flash-attention kernels. Layout as in attention.cu:
+// q, k, v, out [B, N, H, 128] (f16/bf16); f32 softmax and accumulation with exp2 (scale·log2e
+// folded in); P rounded to the input dtype for P·V, as FlashAttention. Every shared-memory tile
+// is stored as two column halves (d 0–63, 64–127) of 128-byte rows in the canonical
+// 128-byte-swizzle layout (16-byte chunk c of row r at c ^ (r & 7), 1024-byte-aligned tiles),
+// which is what wgmma's descriptors read and what TMA's SWIZZLE_128B writes.
 //
-// Grid (ceil(Nq/192), H, B); block = 3 warpgroups (384 threads), each owning 64 query rows.
-// Key tiles of W_BC = 128 (default) or 64 keys. Shared memory (1024-byte aligned, one block
-// per SM): Q [192 rows], then K and V double-buffered [2][W_BC keys]; every tile is stored as
-// two column halves (d 0–63, 64–127) of 128-byte rows in the canonical 128-byte-swizzle layout
-// (16-byte chunk c of row r at c ^ (r & 7)), filled by cp.async one tile ahead of its use.
-// Per key tile, each warpgroup: S[64 x W_BC] = Q·Kᵀ as 8 wgmma m64nW_BCk16 (A = Q and B = K
-// from shared memory, both K-major); online softmax in registers (exp2, f32; the accumulator
-// layout is mma.sync's C fragment per warp, so the code matches attention.cu); then
-// O[64x128] += P·V as W_BC/16 wgmma m64n128k16 with P from registers (rounded to the input
-// dtype) and V from shared memory read MN-major (transposed).
-// Warpgroups issue their Q·Kᵀ in turn (named barriers 1, 2): warpgroup w issues after w-1 did,
-// so its S completes earlier and its softmax runs while the later warpgroups' GEMMs use the
-// tensor cores, instead of all three doing softmax at once with the tensor cores idle (a
-// cheap form of FlashAttention-3's ping-pong scheduling; STAGGER = false turns it off for A/B
-// runs). An intra-warpgroup pipelined variant (S of the next tile in flight during softmax)
-// measured slower here: ptxas serialises its wgmmas (C7514), so it was dropped.
+// flash_attn_fa3_<dtype>_d128[_s3|_nopp] — the default on sm_90: FlashAttention-3's structure.
+//   Grid (ceil(Nq/128), H, B); block = 3 warpgroups (384 threads). Warpgroup 0 is the producer:
+//   it gives registers back (setmaxnreg.dec 24) and one thread issues TMA bulk tensor copies
+//   (cp.async.bulk.tensor; tensor maps passed as __grid_constant__) of the Q tile and of
+//   128-key K and V tiles into STAGES-deep shared-memory rings. Each ring slot has a "full"
+//   mbarrier (completed by the copy engine with the tile's byte count) and an "empty" one (each
+//   consumer warp arrives when done reading it). Warpgroups 1 and 2 are consumers
+//   (setmaxnreg.inc 240), 64 query rows each. Per key tile j a consumer issues S_j = Q·K_jᵀ and
+//   O += P_{j-1}·V_{j-1} back to back, then runs the softmax of S_j while P·V is still on the
+//   tensor cores (intra-warpgroup overlap; P stays in registers as the A operand). The two
+//   consumers take turns issuing their GEMMs (named barriers 1 and 2: ping-pong), so one's
+//   softmax overlaps the other's GEMMs. `_s3`: three ring stages; `_nopp`: no ping-pong.
+//
+// flash_attn_sm90_<dtype>_d128_bc{128,64}[_nostagger] — the previous default, kept for A/B
+//   runs (TRELLIS2_FLASH=sm90-v1 and friends). Grid (ceil(Nq/192), H, B); 3 warpgroups of 64
+//   query rows, all of them loading K/V tiles with cp.async (double-buffered, one tile ahead)
+//   and computing: S = Q·Kᵀ as 8 wgmma m64nBCk16 from shared memory, online softmax in
+//   registers, O += P·V as BC/16 wgmma m64n128k16 with P from registers and V read MN-major.
+//   Warpgroups issue their Q·Kᵀ in turn (named barriers 1, 2), a cheap form of ping-pong.
+//
+// The wgmma accumulator of m64nN is, per warp, mma.sync's C fragment: s[4i..4i+3] holds
+// columns 8i + 2(lane & 3) + {0, 1} of rows warp·16 + lane/4 and that + 8.
 
 #define W_WGS 3  // warpgroups per block: ~167 registers/thread allow 3 per SM, not 4
 #define W_BR (64 * W_WGS)
@@ -265,3 +274,344 @@ FLASH_SM90_KERNEL(bf16, bf16, 64, true, )
 FLASH_SM90_KERNEL(f16, f16, 64, true, )
 FLASH_SM90_KERNEL(bf16, bf16, 128, false, _nostagger)
 FLASH_SM90_KERNEL(f16, f16, 128, false, _nostagger)
+
+// ============================================================================================
+// flash_attn_fa3: producer warpgroup with TMA + mbarrier rings, two consumer warpgroups.
+// ============================================================================================
+
+#define F_BR 128                          // query rows per block (2 consumer warpgroups × 64)
+#define F_BC 128                          // keys per K/V tile
+#define F_THREADS 384                     // producer warpgroup + 2 consumer warpgroups
+#define F_TILE_BYTES (128 * W_D * 2)      // one 128-row tile (Q, K or V): 32 KiB
+#define F_CONSUMER_WARPS 8
+
+// A CUtensorMap (opaque, 128 bytes; CUDA 13 aligns it to 128).
+struct alignas(128) TmaDesc {
+    u64 v[16];
+};
+
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// Makes the initialised barriers visible to the async proxy (the copy engine).
+__device__ __forceinline__ void fence_mbar_init() {
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(u32 bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase of parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 parity) {
+    u32 done;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(bar), "r"(parity)
+            : "memory");
+    } while (!done);
+}
+// One TMA box of the 4-D tensor map (d, head, token, batch) into shared memory; completes
+// `bar`'s transaction count with the box's bytes (out-of-range rows arrive as zeros).
+__device__ __forceinline__ void tma_load(u32 dst, const TmaDesc* map, u32 bar, int c0, int c1,
+                                         int c2, int c3) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4, %5}], [%6];" ::"r"(dst),
+        "l"((u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+        : "memory");
+}
+__device__ __forceinline__ void tma_prefetch_desc(const TmaDesc* map) {
+    asm volatile("prefetch.tensormap [%0];" ::"l"((u64)map) : "memory");
+}
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(N));
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(N));
+}
+
+// Producer: key tile `j` of `map` into ring slot j % STAGES once the consumers freed it.
+template <int STAGES>
+__device__ __forceinline__ void f_load_kv(const TmaDesc* map, u32 ring, u32 full, u32 empty,
+                                          int j, int h, int b) {
+    const int s = j % STAGES, n = j / STAGES;
+    mbar_wait(empty + 8 * s, (n & 1) ^ 1);  // round 0 passes at once
+    mbar_expect_tx(full + 8 * s, F_TILE_BYTES);
+    const u32 dst = ring + s * F_TILE_BYTES;
+    tma_load(dst, map, full + 8 * s, 0, h, j * F_BC, b);
+    tma_load(dst + F_TILE_BYTES / 2, map, full + 8 * s, 64, h, j * F_BC, b);
+}
+
+// S[64 x 128] = Q·Kᵀ: k-step ks covers d [16ks, 16ks+16) = half ks/4, 32-byte column ks % 4.
+template <typename T> __device__ __forceinline__ void f_issue_qk(float* s, u32 q_rows, u32 kt) {
+#pragma unroll
+    for (int ks = 0; ks < W_D / 16; ++ks) {
+        const u32 col = (ks & 3) * 32;
+        const u64 da = sw128_desc(q_rows + (ks >> 2) * (F_TILE_BYTES / 2) + col, 16, 1024);
+        const u64 db = sw128_desc(kt + (ks >> 2) * (F_TILE_BYTES / 2) + col, 16, 1024);
+        wgmma_ss_m64n128<T>(s, da, db, ks > 0);
+    }
+}
+
+// O[64 x 128] += P·V: k-step kk covers keys [16kk, 16kk+16) = rows 16kk.. of both V halves.
+template <typename T>
+__device__ __forceinline__ void f_issue_pv(float* o, const u32 (*pa)[4], u32 vt) {
+#pragma unroll
+    for (int kk = 0; kk < F_BC / 16; ++kk) {
+        const u64 db = sw128_desc(vt + kk * 16 * 128, F_TILE_BYTES / 2, 1024);
+        wgmma_rs_m64n128_tb<T>(o, pa[kk], db, 1);
+    }
+}
+
+// 2^x in one MUFU.EX2 (exp2f adds a range fix-up of 3 instructions for results below 2^-126,
+// which as softmax weights are 0 for every purpose: P is rounded to bf16/f16 next).
+__device__ __forceinline__ float ex2_ftz(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+
+// Online-softmax step on the scores of the key tile at `kbase` (masked past nk): updates the
+// running maxima m0/m1 (already scaled by scale·log2e), leaves P = exp2(s·scale − m) in s, and
+// returns the factors a0/a1 that rescale the old O and row sums, and P's row sums r0/r1.
+__device__ __forceinline__ void f_softmax(float* s, int kbase, int nk, int lane, float scale_log2,
+                                          float& m0, float& m1, float& a0, float& a1, float& r0,
+                                          float& r1) {
+    const float NEG_INF = -__int_as_float(0x7f800000);
+    if (kbase + F_BC > nk) {
+#pragma unroll
+        for (int nb = 0; nb < F_BC / 8; ++nb) {
+            const int col = kbase + nb * 8 + 2 * (lane & 3);
+            if (col >= nk) s[4 * nb] = s[4 * nb + 2] = NEG_INF;
+            if (col + 1 >= nk) s[4 * nb + 1] = s[4 * nb + 3] = NEG_INF;
+        }
+    }
+    float t0 = NEG_INF, t1 = NEG_INF;
+#pragma unroll
+    for (int nb = 0; nb < F_BC / 8; ++nb) {
+        t0 = fmaxf(t0, fmaxf(s[4 * nb], s[4 * nb + 1]));
+        t1 = fmaxf(t1, fmaxf(s[4 * nb + 2], s[4 * nb + 3]));
+    }
+    t0 = fmaxf(t0, __shfl_xor_sync(0xffffffffu, t0, 1));
+    t0 = fmaxf(t0, __shfl_xor_sync(0xffffffffu, t0, 2));
+    t1 = fmaxf(t1, __shfl_xor_sync(0xffffffffu, t1, 1));
+    t1 = fmaxf(t1, __shfl_xor_sync(0xffffffffu, t1, 2));
+    // Every tile holds at least one valid key, so the new maxima are finite.
+    const float n0 = fmaxf(m0, t0 * scale_log2), n1 = fmaxf(m1, t1 * scale_log2);
+    a0 = ex2_ftz(m0 - n0);
+    a1 = ex2_ftz(m1 - n1);
+    m0 = n0;
+    m1 = n1;
+    r0 = 0.0f;
+    r1 = 0.0f;
+#pragma unroll
+    for (int nb = 0; nb < F_BC / 8; ++nb) {
+        s[4 * nb] = ex2_ftz(fmaf(s[4 * nb], scale_log2, -n0));
+        s[4 * nb + 1] = ex2_ftz(fmaf(s[4 * nb + 1], scale_log2, -n0));
+        s[4 * nb + 2] = ex2_ftz(fmaf(s[4 * nb + 2], scale_log2, -n1));
+        s[4 * nb + 3] = ex2_ftz(fmaf(s[4 * nb + 3], scale_log2, -n1));
+        r0 += s[4 * nb] + s[4 * nb + 1];
+        r1 += s[4 * nb + 2] + s[4 * nb + 3];
+    }
+}
+
+// P (f32, in s) → the A fragments of the P·V wgmma, rounded to T.
+template <typename T> __device__ __forceinline__ void f_pack_p(u32 (*pa)[4], const float* s) {
+#pragma unroll
+    for (int kk = 0; kk < F_BC / 16; ++kk) {
+        pa[kk][0] = pack2<T>(s[8 * kk], s[8 * kk + 1]);
+        pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+}
+
+// Register fence: the compiler may not move computation on these registers across it (asm
+// volatile statements keep their order). wgmma reads and writes registers asynchronously, which
+// the compiler does not know: fences after a wgmma wait keep reads of the results below it,
+// and fences before a wait keep the softmax above it (else it sinks below the wait and no
+// longer overlaps P·V).
+template <int N> __device__ __forceinline__ void reg_fence(float* r) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+// O's rows scaled by the factors of the last softmax step (mma C-fragment layout).
+__device__ __forceinline__ void f_rescale_o(float* o, float a0, float a1) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        o[4 * i] *= a0;
+        o[4 * i + 1] *= a0;
+        o[4 * i + 2] *= a1;
+        o[4 * i + 3] *= a1;
+    }
+}
+
+// One consumer warp is done reading a ring slot (all its lanes passed their wgmma wait).
+__device__ __forceinline__ void f_release(u32 bar, int lane) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar);
+}
+
+template <typename T, int STAGES, bool PINGPONG>
+__device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDesc* tq,
+                                               const TmaDesc* tk, const TmaDesc* tv, int nq,
+                                               int nk, int heads, float scale_log2) {
+    extern __shared__ __attribute__((aligned(16))) unsigned char smem_raw[];
+    const u32 base = (smem_u32(smem_raw) + 1023) & ~1023u;
+    const u32 sq = base;                              // Q: 128 rows (two 16 KiB halves)
+    const u32 sk = sq + F_TILE_BYTES;                 // K ring: STAGES tiles
+    const u32 sv = sk + STAGES * F_TILE_BYTES;        // V ring: STAGES tiles
+    const u32 bar_q = sv + STAGES * F_TILE_BYTES;     // mbarriers, 8 bytes each
+    const u32 k_full = bar_q + 8, v_full = k_full + 8 * STAGES;
+    const u32 k_empty = v_full + 8 * STAGES, v_empty = k_empty + 8 * STAGES;
+    const int tid = threadIdx.x, wg = tid / 128, lane = tid % 32;
+    const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * F_BR;
+    const int tiles = (nk + F_BC - 1) / F_BC;
+
+    if (tid == 0) {
+        mbar_init(bar_q, 1);
+#pragma unroll
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(k_full + 8 * s, 1);
+            mbar_init(v_full + 8 * s, 1);
+            mbar_init(k_empty + 8 * s, F_CONSUMER_WARPS);
+            mbar_init(v_empty + 8 * s, F_CONSUMER_WARPS);
+        }
+        fence_mbar_init();
+    }
+    __syncthreads();  // the last block-wide barrier: producer threads exit early
+
+    if (wg == 0) {
+        setmaxnreg_dec<24>();
+        if (tid == 0) {
+            tma_prefetch_desc(tq);
+            tma_prefetch_desc(tk);
+            tma_prefetch_desc(tv);
+            mbar_expect_tx(bar_q, F_TILE_BYTES);
+            tma_load(sq, tq, bar_q, 0, h, q0, b);
+            tma_load(sq + F_TILE_BYTES / 2, tq, bar_q, 64, h, q0, b);
+            // The consumers use K_0, then (K_{j+1}, V_j) per step: load in that order.
+            f_load_kv<STAGES>(tk, sk, k_full, k_empty, 0, h, b);
+            for (int j = 0; j < tiles; ++j) {
+                if (j + 1 < tiles) f_load_kv<STAGES>(tk, sk, k_full, k_empty, j + 1, h, b);
+                f_load_kv<STAGES>(tv, sv, v_full, v_empty, j, h, b);
+            }
+        }
+        return;
+    }
+    setmaxnreg_inc<240>();
+
+    const int cw = wg - 1;  // consumer 0 or 1: query rows cw·64 .. +64 of the block
+    const int warp = (tid % 128) / 32;
+    const u32 q_rows = sq + cw * 64 * 128;
+    // Ping-pong: consumer c issues its GEMMs after named barrier 1 + c, then lets the other go.
+    auto turn_wait = [&]() {
+        if (PINGPONG) named_sync(1 + cw, 256);
+    };
+    auto turn_pass = [&]() {
+        if (PINGPONG) named_arrive(2 - cw, 256);
+    };
+    if (cw == 1) turn_pass();  // consumer 0 goes first
+
+    float o[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+    float s[64];
+    u32 pa[F_BC / 16][4];
+    const float NEG_INF = -__int_as_float(0x7f800000);
+    float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.0f, l1 = 0.0f;
+    float a0, a1;
+
+    mbar_wait(bar_q, 0);
+    // Key tile 0: S only.
+    mbar_wait(k_full, 0);
+    turn_wait();
+    wgmma_fence();
+    f_issue_qk<T>(s, q_rows, sk);
+    wgmma_commit();
+    turn_pass();
+    wgmma_wait<0>();
+    reg_fence<64>(s);
+    f_release(k_empty, lane);
+    f_softmax(s, 0, nk, lane, scale_log2, m0, m1, a0, a1, l0, l1);
+    f_pack_p<T>(pa, s);
+
+    for (int j = 1; j < tiles; ++j) {
+        const int ks = j % STAGES, vs = (j - 1) % STAGES;
+        // Both waits before the first wgmma: a spin loop between the two GEMMs would make
+        // ptxas insert a warpgroup fence there (C7519). V_{j-1} is copied right after K_j.
+        mbar_wait(k_full + 8 * ks, (j / STAGES) & 1);
+        mbar_wait(v_full + 8 * vs, ((j - 1) / STAGES) & 1);
+        turn_wait();
+        wgmma_fence();
+        f_issue_qk<T>(s, q_rows, sk + ks * F_TILE_BYTES);
+        wgmma_commit();
+        // Rescale O by the last softmax step while Q·Kᵀ runs, then accumulate P·V into it.
+        f_rescale_o(o, a0, a1);
+        wgmma_fence();
+        f_issue_pv<T>(o, pa, sv + vs * F_TILE_BYTES);
+        wgmma_commit();
+        turn_pass();
+        wgmma_wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
+        reg_fence<64>(s);
+        f_release(k_empty + 8 * ks, lane);
+        float r0, r1;
+        f_softmax(s, j * F_BC, nk, lane, scale_log2, m0, m1, a0, a1, r0, r1);
+        l0 = fmaf(l0, a0, r0);
+        l1 = fmaf(l1, a1, r1);
+        reg_fence<64>(s);
+        wgmma_wait<0>();  // O and P's registers are free again
+        reg_fence<64>(o);
+        f_release(v_empty + 8 * vs, lane);
+        f_pack_p<T>(pa, s);
+    }
+    f_rescale_o(o, a0, a1);
+    // Last P·V. Consumer 1 issues last overall, so it passes no turn (none would be taken).
+    const int vs = (tiles - 1) % STAGES;
+    mbar_wait(v_full + 8 * vs, ((tiles - 1) / STAGES) & 1);
+    turn_wait();
+    reg_fence<64>(o);
+    wgmma_fence();
+    f_issue_pv<T>(o, pa, sv + vs * F_TILE_BYTES);
+    wgmma_commit();
+    if (cw == 0) turn_pass();
+    wgmma_wait<0>();
+    reg_fence<64>(o);
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float i0 = 1.0f / l0, i1 = 1.0f / l1;
+    const i64 stride = (i64)heads * W_D;
+    const int row0 = q0 + cw * 64 + warp * 16 + (lane >> 2), row1 = row0 + 8;
+    T* ob = out + (i64)b * nq * stride + (i64)h * W_D + 2 * (lane & 3);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        if (row0 < nq) *(u32*)(ob + row0 * stride + i * 8) = pack2<T>(o[4 * i] * i0, o[4 * i + 1] * i0);
+        if (row1 < nq) *(u32*)(ob + row1 * stride + i * 8) = pack2<T>(o[4 * i + 2] * i1, o[4 * i + 3] * i1);
+    }
+}
+
+#define FLASH_FA3_KERNEL(S, T, STAGES, PP, SUFFIX)                                           \
+    extern "C" __global__ void __launch_bounds__(F_THREADS, 1) flash_attn_fa3_##S##_d128##SUFFIX( \
+        T* out, const __grid_constant__ TmaDesc tq, const __grid_constant__ TmaDesc tk,       \
+        const __grid_constant__ TmaDesc tv, int nq, int nk, int heads, float scale_log2) {    \
+        flash_attn_fa3<T, STAGES, PP>(out, &tq, &tk, &tv, nq, nk, heads, scale_log2);         \
+    }
+FLASH_FA3_KERNEL(bf16, bf16, 2, true, )
+FLASH_FA3_KERNEL(f16, f16, 2, true, )
+FLASH_FA3_KERNEL(bf16, bf16, 3, true, _s3)
+FLASH_FA3_KERNEL(f16, f16, 3, true, _s3)
+FLASH_FA3_KERNEL(bf16, bf16, 2, false, _nopp)
+FLASH_FA3_KERNEL(f16, f16, 2, false, _nopp)

@@ -1,8 +1,13 @@
 //! Launchers for attention.cu and attention_sm90.cu. f16/bf16 with head dim 128 on an sm_90 GPU
-//! (the DiTs on the H200): the wgmma kernel; f16/bf16 with head dim 64 or 128 elsewhere (and
+//! (the DiTs on the H200): the FlashAttention-3-style kernel (TMA producer warpgroup, two
+//! ping-ponging wgmma consumer warpgroups); f16/bf16 with head dim 64 or 128 elsewhere (and
 //! DINOv3's 64): the mma.sync flash kernel; anything else (and f32, the parity path): the
 //! generic kernel. `TRELLIS2_FLASH` picks another flash kernel on Hopper for A/B runs:
-//! `sm80` (mma.sync), `sm90-bc64` (64-key tiles), `sm90-nostagger` (no warpgroup staggering).
+//! `fa3-s3` (three ring stages), `fa3-nopp` (no ping-pong), `sm90-v1` (the earlier wgmma
+//! kernel: cp.async, 3 warpgroups, 128-key tiles), `sm90-bc64` (that with 64-key tiles),
+//! `sm90-nostagger` (that without warpgroup staggering), `sm80` (mma.sync).
+
+use cudarc::driver::sys as dsys;
 
 use crate::cuda::{CudaDevice, Dims, args, empty, float_suffix, kernels, ptr};
 use crate::{DType, Device, Error, Result, Tensor};
@@ -16,6 +21,12 @@ const FA_WARPS: u32 = 4;
 const W_BR: usize = 192;
 const W_THREADS: u32 = 384;
 const TILE_ROW_BYTES: usize = 128 * 2;
+/// attention_sm90.cu's F_BR and F_THREADS; every fa3 tile (Q, and each K/V ring slot) is 128
+/// rows of 128 elements. Shared memory: 1 KiB alignment slack, Q, the K and V rings, then
+/// 1 + 4·stages mbarriers of 8 bytes.
+const F_BR: usize = 128;
+const F_THREADS: u32 = 384;
+const F_TILE_BYTES: usize = 128 * 128 * 2;
 /// attention.cu's GA_WARPS and GA_MAXD.
 const GA_WARPS: usize = 4;
 const GA_MAXD: usize = 128;
@@ -54,6 +65,31 @@ pub(super) fn attention(
             h as i32,
             scale_log2
         ];
+        if hopper && (choice.is_empty() || choice.starts_with("fa3")) {
+            let (stages, suffix) = match choice.as_str() {
+                "fa3-s3" => (3, "_s3"),
+                "fa3-nopp" => (2, "_nopp"),
+                _ => (2, ""),
+            };
+            let mut a = args![
+                ptr(&out)?,
+                tma_desc(q)?,
+                tma_desc(k)?,
+                tma_desc(v)?,
+                nq as i32,
+                nk as i32,
+                h as i32,
+                scale_log2
+            ];
+            let name = format!("flash_attn_fa3_{}_d128{suffix}", q.dtype().as_str());
+            let dims = Dims {
+                grid: (nq.div_ceil(F_BR) as u32, h as u32, b as u32),
+                block: (F_THREADS, 1, 1),
+                smem: (1024 + (1 + 2 * stages) * F_TILE_BYTES + 8 * (1 + 4 * stages)) as u32,
+            };
+            d.launch(&kernels::ATTENTION_SM90, &name, dims, &mut a)?;
+            return Ok(out);
+        }
         if hopper {
             let bc = if choice == "sm90-bc64" { 64 } else { 128 };
             let suffix = if choice == "sm90-nostagger" {
@@ -112,4 +148,56 @@ pub(super) fn attention(
         &mut a,
     )?;
     Ok(out)
+}
+
+/// The TMA descriptor of a contiguous `[B, N, H, 128]` f16/bf16 tensor for attention_sm90.cu's
+/// fa3 kernel: dims (d, head, token, batch) innermost first, boxes of 64 d × 1 head × 128 tokens
+/// (one 128-byte-swizzled column half of a tile); tokens past N read as zeros.
+fn tma_desc(t: &Tensor) -> Result<dsys::CUtensorMap> {
+    use dsys::CUtensorMapDataType as Ty;
+    let ty = match t.dtype() {
+        DType::BF16 => Ty::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        DType::F16 => Ty::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        dt => {
+            return Err(Error::DType {
+                op: "attention",
+                dtype: dt,
+            });
+        }
+    };
+    let (b, n, h, d) = (t.dim(0), t.dim(1), t.dim(2), t.dim(3));
+    let el = t.dtype().size_in_bytes();
+    let dims = [d as u64, h as u64, n as u64, b as u64];
+    let strides = [
+        (d * el) as u64,
+        (h * d * el) as u64,
+        (n * h * d * el) as u64,
+    ];
+    let boxes = [64u32, 1, F_BR as u32, 1];
+    let elem_strides = [1u32; 4];
+    let mut map = dsys::CUtensorMap { opaque: [0; 16] };
+    // SAFETY: every array has the rank's length (strides rank − 1); the address is the live,
+    // 256-byte-aligned buffer of `t`, which outlives the launch that reads the map.
+    unsafe {
+        dsys::cuTensorMapEncodeTiled(
+            &mut map,
+            ty,
+            4,
+            ptr(t)? as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            elem_strides.as_ptr(),
+            dsys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            dsys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            dsys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            dsys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    }
+    .result()
+    .map_err(|e| Error::Cuda {
+        op: "cuTensorMapEncodeTiled",
+        msg: format!("{e:?} for {:?} {:?}", t.shape(), t.dtype()),
+    })?;
+    Ok(map)
 }
