@@ -3,6 +3,7 @@
 //! rayon's global pool.
 
 pub mod gemm;
+pub mod math;
 
 use std::borrow::Cow;
 
