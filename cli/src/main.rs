@@ -238,8 +238,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     let _telemetry = t2_telemetry::init_from_env("trellis2")?;
     let backends = in_process_backends(&a.models)?;
     let config = GatewayConfig {
-        data_dir: a.data,
         job_concurrency: a.job_concurrency,
+        ..GatewayConfig::new(a.data)
     };
     let state = AppState::open(&config, backends).await?;
     let listener = tokio::net::TcpListener::bind(&a.listen)

@@ -16,6 +16,7 @@ pub mod types;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -34,12 +35,37 @@ pub const STATE_KEY_FILE: &str = "state.key";
 /// Why unfinished jobs are failed at startup.
 pub const RESTART_REASON: &str = "the gateway restarted while this job was queued or running";
 
+/// A synchronous call longer than this is answered 504 `timeout` (and its upstream calls are
+/// cancelled): a 1536 cascade with preview video on a busy H200 stays well under it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Synchronous generations/extractions in flight before new ones get 429 `overloaded`: the
+/// services serialise GPU work, so more waiting callers only add latency.
+pub const DEFAULT_MAX_INFLIGHT: usize = 4;
+/// Jobs waiting for a worker before new ones get 429 `overloaded`.
+pub const DEFAULT_MAX_QUEUED_JOBS: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// Tokens, job database, artifacts and the state key live here.
     pub data_dir: PathBuf,
     /// Jobs executed at once (one per GPU).
     pub job_concurrency: usize,
+    pub request_timeout: Duration,
+    pub max_inflight: usize,
+    pub max_queued_jobs: usize,
+}
+
+impl GatewayConfig {
+    /// The defaults above, with data under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            job_concurrency: 1,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            max_queued_jobs: DEFAULT_MAX_QUEUED_JOBS,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +90,10 @@ pub struct AppState {
     pub artifacts: ArtifactStore,
     pub jobs: Arc<JobRunner>,
     pub metrics: Arc<metrics::Metrics>,
+    pub request_timeout: Duration,
+    /// Permits for synchronous generations/extractions in flight.
+    pub inflight: Arc<tokio::sync::Semaphore>,
+    pub max_queued_jobs: usize,
 }
 
 impl AppState {
@@ -97,6 +127,9 @@ impl AppState {
             artifacts,
             jobs,
             metrics,
+            request_timeout: config.request_timeout,
+            inflight: Arc::new(tokio::sync::Semaphore::new(config.max_inflight.max(1))),
+            max_queued_jobs: config.max_queued_jobs,
         })
     }
 }

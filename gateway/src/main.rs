@@ -42,6 +42,9 @@ struct Args {
     /// Jobs executed at once (one per GPU).
     #[arg(long, env = "TRELLIS2_JOB_CONCURRENCY", default_value_t = 1)]
     job_concurrency: usize,
+    /// Seconds before a synchronous call is answered 504 `timeout`.
+    #[arg(long, env = "TRELLIS2_REQUEST_TIMEOUT", default_value_t = t2_gateway::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout: u64,
 }
 
 #[tokio::main]
@@ -56,8 +59,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .context("upstream URLs")?;
     let config = GatewayConfig {
-        data_dir: args.data,
         job_concurrency: args.job_concurrency,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout),
+        ..GatewayConfig::new(args.data)
     };
     let state = AppState::open(&config, backends).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)

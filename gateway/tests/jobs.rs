@@ -200,3 +200,45 @@ async fn generate_then_extract_round_trips_the_signed_state() {
     assert_eq!(glb, GLB_BYTES);
     assert_eq!(out["stats"]["texture_size"], 2048);
 }
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504_and_a_busy_gateway_a_429() {
+    let d = Doubles::ready();
+    d.hang_flow.store(true, Ordering::SeqCst);
+    let g = gateway_with_config(d.backends(), tempfile::tempdir().unwrap(), |c| {
+        c.request_timeout = Duration::from_millis(300);
+        c.max_inflight = 1;
+        c.max_queued_jobs = 0;
+    })
+    .await;
+    let body = json!({"image": b64(&png(8, 8)), "preview_video": false});
+    let r = g.post_json("/generate", &body).await;
+    let v = r.assert_error(StatusCode::GATEWAY_TIMEOUT, "timeout");
+    assert!(v["error"]["message"].as_str().unwrap().contains("within"));
+
+    // While one generation holds the only slot, the next is refused with Retry-After.
+    let app = g.app.clone();
+    let token = g.token.clone();
+    let first = tokio::spawn(async move {
+        let req = http::Request::post("/generate")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        tower::ServiceExt::oneshot(app, req).await.unwrap().status()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = g
+        .post_json(
+            "/generate",
+            &json!({"image": b64(&png(8, 8)), "preview_video": false}),
+        )
+        .await;
+    r.assert_error(StatusCode::TOO_MANY_REQUESTS, "overloaded");
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(first.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+
+    // No room in the job queue.
+    let r = g.post_json("/v1/jobs", &job_body()).await;
+    r.assert_error(StatusCode::TOO_MANY_REQUESTS, "overloaded");
+}

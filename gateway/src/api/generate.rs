@@ -18,6 +18,27 @@ use crate::types::{
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// Runs one synchronous upstream computation under the in-flight limit (429 `overloaded`
+/// beyond it) and the request timeout (504 `timeout`; dropping the future cancels the calls).
+async fn guarded<T>(
+    s: &AppState,
+    work: impl std::future::Future<Output = Result<T, t2_proto::ServiceError>>,
+) -> Result<T, ApiError> {
+    let _permit = s.inflight.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            t2_proto::ErrorCode::Overloaded,
+            "too many generations in progress; retry later",
+        )
+    })?;
+    match tokio::time::timeout(s.request_timeout, work).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(_) => Err(ApiError::new(
+            t2_proto::ErrorCode::Timeout,
+            format!("no result within {} s", s.request_timeout.as_secs()),
+        )),
+    }
+}
+
 fn request_id() -> String {
     t2_telemetry::current_request_id().unwrap_or_default()
 }
@@ -27,8 +48,9 @@ fn request_id() -> String {
     responses(
         (status = 200, body = GenerateResponse),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 413, body = ErrorEnvelope), (status = 500, body = ErrorEnvelope),
-        (status = 503, body = ErrorEnvelope)))]
+        (status = 413, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope),
+        (status = 500, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+        (status = 504, body = ErrorEnvelope)))]
 pub async fn generate(
     State(s): State<AppState>,
     LimitedJson(body): LimitedJson<GenerateBody, IMAGE_BODY_LIMIT>,
@@ -40,7 +62,11 @@ pub async fn generate(
         plan.image.height,
         plan.image.has_real_alpha,
     );
-    let out = pipeline::generate(&s.backends, plan, ProgressSink::none()).await?;
+    let out = guarded(
+        &s,
+        pipeline::generate(&s.backends, plan, ProgressSink::none()),
+    )
+    .await?;
     let state = pipeline::seal(&out.latents, &s.state_key)?;
     let num_tokens = out
         .latents
@@ -71,8 +97,9 @@ pub async fn generate(
     responses(
         (status = 200, body = ExtractResponse),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 413, body = ErrorEnvelope), (status = 500, body = ErrorEnvelope),
-        (status = 503, body = ErrorEnvelope)))]
+        (status = 413, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope),
+        (status = 500, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope),
+        (status = 504, body = ErrorEnvelope)))]
 pub async fn extract_glb(
     State(s): State<AppState>,
     LimitedJson(body): LimitedJson<ExtractBody, STATE_BODY_LIMIT>,
@@ -81,7 +108,11 @@ pub async fn extract_glb(
     let params = export_params(&opts)?;
     let bytes = crate::image_check::decode_base64("state", &state, STATE_BODY_LIMIT)?;
     let latents = pipeline::open(&bytes, &s.state_key)?;
-    let out = pipeline::extract(&s.backends, latents, params, false, ProgressSink::none()).await?;
+    let out = guarded(
+        &s,
+        pipeline::extract(&s.backends, latents, params, false, ProgressSink::none()),
+    )
+    .await?;
     let glb = out
         .artifacts
         .into_iter()
@@ -120,7 +151,7 @@ pub async fn remove_background(
         crate::image_check::MAX_IMAGE_BYTES,
     )?;
     let image = crate::image_check::check_image(bytes)?;
-    let out = s.backends.rmbg.remove_background(image.to_proto()).await?;
+    let out = guarded(&s, s.backends.rmbg.remove_background(image.to_proto())).await?;
     let cutout = out.cutout.ok_or_else(|| {
         ApiError::new(
             t2_proto::ErrorCode::GenerationError,

@@ -31,13 +31,19 @@ async fn owned_job(s: &AppState, caller: &Caller, id: &str) -> Result<JobRecord,
     responses(
         (status = 202, body = JobCreated),
         (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 413, body = ErrorEnvelope)))]
+        (status = 413, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 pub async fn create_job(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     LimitedJson(body): LimitedJson<GenerateBody, IMAGE_BODY_LIMIT>,
 ) -> Result<impl IntoResponse, ApiError> {
     let plan = body.into_plan(true)?;
+    if s.jobs.queued() >= s.max_queued_jobs {
+        return Err(ApiError::new(
+            t2_proto::ErrorCode::Overloaded,
+            format!("{} jobs are already queued; retry later", s.max_queued_jobs),
+        ));
+    }
     let id = hex::encode(rand::random::<[u8; 16]>());
     let rec = s
         .job_store

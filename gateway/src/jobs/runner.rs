@@ -51,11 +51,13 @@ impl JobRunner {
         let job_id = id.clone();
         let span = tracing::info_span!("job", job_id = %id);
         let request_id = t2_telemetry::current_request_id().unwrap_or_default();
+        // Counted from submission (not from when the task first runs) so admission control
+        // sees it at once; the guard uncounts it even if the job is cancelled while queued.
+        let queued = QueuedGuard::new(self.metrics.queue_depth.clone());
         let handle = tokio::spawn(
             t2_telemetry::with_request_id(request_id, async move {
-                me.metrics.queue_depth.inc();
                 let permit = me.permits.clone().acquire_owned().await;
-                me.metrics.queue_depth.dec();
+                drop(queued);
                 let Ok(_permit) = permit else { return };
                 me.metrics.jobs_running.inc();
                 me.run(&job_id, plan).await;
@@ -68,6 +70,11 @@ impl JobRunner {
             .lock()
             .expect("job map lock")
             .insert(id, handle.abort_handle());
+    }
+
+    /// Jobs submitted and still waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.metrics.queue_depth.get().max(0) as usize
     }
 
     /// Cancels a queued or running job; false if it had already finished.
@@ -170,5 +177,21 @@ impl JobRunner {
             }
         }
         Ok(names)
+    }
+}
+
+/// Counts one queued job in the queue-depth gauge for as long as it lives.
+struct QueuedGuard(prometheus::IntGauge);
+
+impl QueuedGuard {
+    fn new(g: prometheus::IntGauge) -> Self {
+        g.inc();
+        Self(g)
+    }
+}
+
+impl Drop for QueuedGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

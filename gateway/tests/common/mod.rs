@@ -43,14 +43,21 @@ pub struct TestGateway {
 }
 
 pub async fn gateway_with(backends: Backends, dir: tempfile::TempDir) -> TestGateway {
+    gateway_with_config(backends, dir, |_| {}).await
+}
+
+/// A gateway whose configuration `tweak` adjusts (timeouts, limits).
+pub async fn gateway_with_config(
+    backends: Backends,
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut GatewayConfig),
+) -> TestGateway {
     telemetry();
     let store = t2_gateway::auth::TokenStore::new(dir.path());
     // On a reopened data directory the token exists already; callers restore it.
     let token = store.add("tester").unwrap_or_default();
-    let config = GatewayConfig {
-        data_dir: dir.path().to_path_buf(),
-        job_concurrency: 1,
-    };
+    let mut config = GatewayConfig::new(dir.path().to_path_buf());
+    tweak(&mut config);
     let state = AppState::open(&config, backends).await.unwrap();
     TestGateway {
         app: t2_gateway::app(state.clone()),
