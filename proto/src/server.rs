@@ -29,8 +29,10 @@ where
     Fut: Future<Output = bool> + Send,
 {
     let (reporter, health) = tonic_health::server::health_reporter();
+    let started = std::time::Instant::now();
     tokio::spawn(async move {
         let mut last = None;
+        let mut cold_start_reported = false;
         loop {
             let ready = is_ready().await;
             if last != Some(ready) {
@@ -42,6 +44,12 @@ where
                 reporter.set_service_status(service_name, status).await;
                 reporter.set_service_status("", status).await;
                 tracing::info!(service = service_name, ready, "health status changed");
+                if ready && !cold_start_reported {
+                    // Process start (well, server setup) to first SERVING: the cold start.
+                    let secs = started.elapsed().as_secs_f64();
+                    tracing::info!(service = service_name, cold_start_seconds = secs, "ready");
+                    cold_start_reported = true;
+                }
                 last = Some(ready);
             }
             tokio::time::sleep(READINESS_POLL).await;
