@@ -1,16 +1,15 @@
 //! Decoding PNG, JPEG and WebP with limits checked from the header before any pixel is
-//! decoded (decompression bombs), into Pillow's pixel modes.
+//! decoded (decompression bombs), into Pillow's pixel modes. JPEG lives in [`crate::jpeg`].
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::{DynamicImage, GrayAlphaImage, GrayImage, ImageDecoder, RgbImage, RgbaImage};
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
 
 use crate::convert::msb;
 use crate::error::ImageError;
-use crate::pil::{CmykImage, PilImage};
+use crate::jpeg;
+use crate::pil::PilImage;
 use crate::resize::Gray16Image;
 
 /// Product limits: 10 MB of encoded input, at most 4096 px a side (product spec, validation).
@@ -126,7 +125,7 @@ pub fn decode_pil_with_limits(bytes: &[u8], limits: &Limits) -> Result<PilImage,
     // request fails with a clear error instead of taking the server down.
     catch_unwind(AssertUnwindSafe(|| match format {
         Format::Png => decode_png(bytes, limits),
-        Format::Jpeg => decode_jpeg(bytes, limits),
+        Format::Jpeg => jpeg::decode(bytes, limits),
         Format::WebP => decode_webp(bytes, limits),
     }))
     .unwrap_or_else(|_| Err(corrupt(format, "the decoder failed on this input")))
@@ -141,10 +140,7 @@ pub fn probe_dimensions(bytes: &[u8]) -> Result<(Format, u32, u32), ImageError> 
             let info = dec.read_header_info().map_err(|e| corrupt(format, e))?;
             (info.width, info.height)
         }
-        Format::Jpeg => {
-            let dec = jpeg_headers(bytes)?;
-            jpeg_size(&dec)?
-        }
+        Format::Jpeg => jpeg::dimensions(bytes)?,
         Format::WebP => {
             let dec = image::codecs::webp::WebPDecoder::new(Cursor::new(bytes))
                 .map_err(|e| corrupt(format, e))?;
@@ -236,118 +232,6 @@ fn decode_png(bytes: &[u8], limits: &Limits) -> Result<PilImage, ImageError> {
             let i = idx(x, y);
             [0, 1, 2, 3].map(|c| msb(sample16(i, c))).into()
         })),
-    })
-}
-
-fn jpeg_headers(
-    bytes: &[u8],
-) -> Result<zune_jpeg::JpegDecoder<zune_core::bytestream::ZCursor<&[u8]>>, ImageError> {
-    let options = DecoderOptions::default()
-        .set_strict_mode(false)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX);
-    let mut dec = zune_jpeg::JpegDecoder::new_with_options(
-        zune_core::bytestream::ZCursor::new(bytes),
-        options,
-    );
-    dec.decode_headers()
-        .map_err(|e| corrupt(Format::Jpeg, format!("{e:?}")))?;
-    Ok(dec)
-}
-
-fn jpeg_size<T: zune_core::bytestream::ZByteReaderTrait>(
-    dec: &zune_jpeg::JpegDecoder<T>,
-) -> Result<(u32, u32), ImageError> {
-    let (w, h) = dec
-        .dimensions()
-        .ok_or_else(|| corrupt(Format::Jpeg, "no frame header"))?;
-    // JPEG sizes are 16-bit, so these never saturate.
-    Ok((w as u32, h as u32))
-}
-
-/// Whether the marker structure runs to an EOI. zune-jpeg fills missing entropy-coded data
-/// with zeros instead of failing (Pillow raises "image file is truncated"), so the marker
-/// chain is walked here: segments by their length (so an EXIF thumbnail's EOI is skipped),
-/// scan data up to the next marker that is not a stuffed 0xFF00 or a restart marker.
-fn jpeg_reaches_eoi(b: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    while i + 1 < b.len() {
-        if b[i] != 0xFF {
-            return false;
-        }
-        let marker = b[i + 1];
-        match marker {
-            0xD9 => return true,
-            0xFF => i += 1, // fill byte
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => {
-                let Some(len) = b
-                    .get(i + 2..i + 4)
-                    .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-                else {
-                    return false;
-                };
-                i += 2 + len;
-                if marker == 0xDA {
-                    // Entropy-coded data: stop at a real marker.
-                    while i + 1 < b.len()
-                        && !(b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]))
-                    {
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-    false
-}
-
-fn decode_jpeg(bytes: &[u8], limits: &Limits) -> Result<PilImage, ImageError> {
-    let f = Format::Jpeg;
-    let mut dec = jpeg_headers(bytes)?;
-    let (w, h) = jpeg_size(&dec)?;
-    limits.check_dimensions(w, h)?;
-    if !jpeg_reaches_eoi(bytes) {
-        return Err(corrupt(
-            f,
-            "truncated: no end-of-image marker after the scan data",
-        ));
-    }
-    let input = dec
-        .input_colorspace()
-        .ok_or_else(|| corrupt(f, "no colour space"))?;
-    // Pillow (libjpeg) opens grey as `L`, YCbCr/RGB as `RGB`, and 4-channel files as `CMYK`
-    // read with Adobe's inverted polarity. YCCK (Adobe transform 2) is converted to RGB by
-    // the decoder here, so such a file is `RGB` rather than `CMYK`.
-    let out = match input {
-        ColorSpace::Luma => ColorSpace::Luma,
-        ColorSpace::CMYK => ColorSpace::CMYK,
-        ColorSpace::YCbCr | ColorSpace::RGB | ColorSpace::YCCK => ColorSpace::RGB,
-        other => {
-            return Err(ImageError::UnsupportedContent {
-                format: f.name(),
-                detail: format!("colour space {other:?}"),
-            });
-        }
-    };
-    let options = dec.options().jpeg_set_out_colorspace(out);
-    dec.set_options(options);
-    let px = dec.decode().map_err(|e| corrupt(f, format!("{e:?}")))?;
-    let expected = w as usize * h as usize * out.num_components();
-    if px.len() != expected {
-        return Err(corrupt(
-            f,
-            format!("decoded {} bytes, expected {expected}", px.len()),
-        ));
-    }
-    Ok(match out {
-        ColorSpace::Luma => PilImage::L(GrayImage::from_raw(w, h, px).expect("checked length")),
-        ColorSpace::CMYK => {
-            // Stored samples are Adobe-inverted (255 = no ink); Pillow's "CMYK;I" flips them.
-            let inked = px.into_iter().map(|v| 255 - v).collect();
-            PilImage::Cmyk(CmykImage::from_raw(w, h, inked).expect("checked length"))
-        }
-        _ => PilImage::Rgb(RgbImage::from_raw(w, h, px).expect("checked length")),
     })
 }
 

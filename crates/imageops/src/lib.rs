@@ -15,6 +15,7 @@ mod convert;
 mod crop;
 mod decode;
 mod error;
+mod jpeg;
 mod pil;
 mod preprocess;
 mod resample;
@@ -29,6 +30,7 @@ pub use decode::{
     decode_pil_with_limits, decode_with_limits, probe_dimensions,
 };
 pub use error::ImageError;
+pub use jpeg::MAX_PROGRESSIVE_SCANS;
 pub use pil::{CmykImage, PilImage};
 pub use preprocess::{MAX_INPUT_SIDE, Prepared, downscale_size, has_real_alpha, prepare};
 pub use resample::Filter;
