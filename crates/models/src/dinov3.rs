@@ -54,7 +54,7 @@ impl Dinov3 {
     pub fn from_weights(ws: &Weights, cfg: Dinov3Config, device: &Device) -> Result<Dinov3> {
         let d = cfg.hidden_size;
         let heads = cfg.num_attention_heads;
-        if heads == 0 || d % heads != 0 || (d / heads) % 4 != 0 {
+        if heads == 0 || !d.is_multiple_of(heads) || !(d / heads).is_multiple_of(4) {
             return Err(ModelError::Unsupported(format!(
                 "DINOv3 width {d} over {heads} heads (head dim must be a multiple of 4)"
             )));
@@ -251,7 +251,7 @@ impl Dinov3 {
             h = ops::add(&m, &h)?;
             tap(probe, &name, &h);
         }
-        Ok(LayerNorm::plain(1e-5).forward(&h)?)
+        LayerNorm::plain(1e-5).forward(&h)
     }
 
     /// The extractor on a PIL-style RGB image: `pixel_values`, then `forward`.

@@ -272,7 +272,7 @@ pub fn latent_std(x: &[f32], kind: StdKind) -> Result<f32> {
             Ok((ss / (n - 1.0)).sqrt() as f32)
         }
         StdKind::SparsePopulation { channels } => {
-            if channels == 0 || x.is_empty() || x.len() % channels != 0 {
+            if channels == 0 || x.is_empty() || !x.len().is_multiple_of(channels) {
                 return Err(ModelError::invalid(format!(
                     "sparse std of {} values with {channels} channels",
                     x.len()

@@ -100,7 +100,7 @@ impl C2SBlock {
         dtype: DType,
         dev: &Device,
     ) -> Result<Self> {
-        if ci % 8 != 0 || co % (ci / 8) != 0 {
+        if ci == 0 || !ci.is_multiple_of(8) || !co.is_multiple_of(ci / 8) {
             return Err(ModelError::Unsupported(format!(
                 "C2S block {ci} → {co} channels (needs 8 | Ci and Ci/8 | Co)"
             )));
@@ -358,13 +358,13 @@ impl ScVaeDecoder {
         if n == 0 {
             return Err(ModelError::invalid("SC-VAE decoder input has no voxels"));
         }
-        if let Some(k) = stop_at_level {
-            if k >= self.levels.len() {
-                return Err(ModelError::invalid(format!(
-                    "upsample({k}) on a decoder with {} levels",
-                    self.levels.len()
-                )));
-            }
+        if let Some(k) = stop_at_level
+            && k >= self.levels.len()
+        {
+            return Err(ModelError::invalid(format!(
+                "upsample({k}) on a decoder with {} levels",
+                self.levels.len()
+            )));
         }
         if let Subdivide::Guide(g) = subdivide {
             if g.len()

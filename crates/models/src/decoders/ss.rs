@@ -74,7 +74,7 @@ impl ResBlock3d {
 
 #[derive(Clone, Debug)]
 enum Block {
-    Res(ResBlock3d),
+    Res(Box<ResBlock3d>),
     /// `UpsampleBlock3d(mode="conv")`: conv to 8·C', then `pixel_shuffle_3d(2)`.
     Up(Conv3d),
 }
@@ -130,7 +130,9 @@ impl SparseStructureDecoder {
         for (i, &c) in ch.iter().enumerate() {
             for _ in 0..cfg.num_res_blocks {
                 let p = format!("blocks.{}", blocks.len());
-                blocks.push(Block::Res(ResBlock3d::load(ws, &p, c, body, device)?));
+                blocks.push(Block::Res(Box::new(ResBlock3d::load(
+                    ws, &p, c, body, device,
+                )?)));
             }
             if let Some(&next) = ch.get(i + 1) {
                 let p = format!("blocks.{}.conv", blocks.len());
@@ -205,7 +207,7 @@ pub fn occupied_coords(logits: &[f32], dim: usize, resolution: usize) -> Result<
             logits.len()
         )));
     }
-    if resolution == 0 || resolution > dim || dim % resolution != 0 {
+    if resolution == 0 || resolution > dim || !dim.is_multiple_of(resolution) {
         return Err(ModelError::invalid(format!(
             "SS resolution {resolution} does not divide the decoder grid {dim}"
         )));

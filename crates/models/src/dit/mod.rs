@@ -85,7 +85,7 @@ impl FlowTransformer {
         }
         let c = cfg.model_channels;
         let heads = cfg.num_heads();
-        if heads == 0 || c % heads != 0 || (c / heads) % 2 != 0 {
+        if heads == 0 || !c.is_multiple_of(heads) || !(c / heads).is_multiple_of(2) {
             return Err(ModelError::Unsupported(format!(
                 "{c} channels over {heads} heads"
             )));

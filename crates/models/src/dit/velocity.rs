@@ -76,7 +76,7 @@ impl<'a> SparseVelocity<'a> {
     ) -> Result<Self> {
         let rows = coords.len();
         let channels = model.out_channels();
-        let extra = model.in_channels().checked_sub(channels).unwrap_or(0);
+        let extra = model.in_channels().saturating_sub(channels);
         let concat = match concat {
             Some(c) => {
                 if extra == 0 || c.len() != rows * extra {
