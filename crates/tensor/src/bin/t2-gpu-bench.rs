@@ -210,14 +210,21 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         }
     }
     // A/B: the other flash kernels on the same shapes (the H200 default is the FA3-style
-    // kernel: TMA producer, two ping-ponging consumer warpgroups, 2-stage K/V rings).
-    for variant in ["fa3-s3", "fa3-nopp", "sm90-v1", "sm80"] {
-        for (n, label) in [(4096, "4096"), (9600, "9600"), (49_152, "49152")] {
-            let name = format!("self {label} bf16 {variant}");
+    // kernel: TMA producer, two ping-ponging consumer warpgroups, 176-key tiles, 2-stage rings).
+    let ab: [(&str, &[usize]); 4] = [
+        ("fa3-bc128", &[0, 1, 3, 6]),
+        ("fa3-nopp", &[0, 1]),
+        ("sm90-v1", &[1]),
+        ("sm80", &[1]),
+    ];
+    for (variant, cases) in ab {
+        for &i in cases {
+            let (base, nq, nk, dt) = attn[i];
+            let name = format!("{base} {variant}");
             if want(&name) {
                 // SAFETY: single-threaded here.
                 unsafe { std::env::set_var("TRELLIS2_FLASH", variant) };
-                attention(&dev, &mut rows, &name, n, n, DType::BF16)?;
+                attention(&dev, &mut rows, &name, nq, nk, dt)?;
                 unsafe { std::env::remove_var("TRELLIS2_FLASH") };
             }
         }

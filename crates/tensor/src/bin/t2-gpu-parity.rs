@@ -554,7 +554,7 @@ fn attention_cases(cases: &mut Vec<Case>) {
         attention_case_batched(g, 2, 333, 129, 5, 128, DType::F16, 333)
     }));
     for variant in [
-        "fa3-s3",
+        "fa3-bc128",
         "fa3-nopp",
         "sm90-v1",
         "sm80",

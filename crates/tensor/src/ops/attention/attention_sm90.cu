@@ -5,18 +5,22 @@
 // 128-byte-swizzle layout (16-byte chunk c of row r at c ^ (r & 7), 1024-byte-aligned tiles),
 // which is what wgmma's descriptors read and what TMA's SWIZZLE_128B writes.
 //
-// flash_attn_fa3_<dtype>_d128[_s3|_nopp] — the default on sm_90: FlashAttention-3's structure.
-//   Grid (ceil(Nq/128), H, B); block = 3 warpgroups (384 threads). Warpgroup 0 is the producer:
-//   it gives registers back (setmaxnreg.dec 24) and one thread issues TMA bulk tensor copies
-//   (cp.async.bulk.tensor; tensor maps passed as __grid_constant__) of the Q tile and of
-//   128-key K and V tiles into STAGES-deep shared-memory rings. Each ring slot has a "full"
-//   mbarrier (completed by the copy engine with the tile's byte count) and an "empty" one (each
-//   consumer warp arrives when done reading it). Warpgroups 1 and 2 are consumers
-//   (setmaxnreg.inc 240), 64 query rows each. Per key tile j a consumer issues S_j = Q·K_jᵀ and
-//   O += P_{j-1}·V_{j-1} back to back, then runs the softmax of S_j while P·V is still on the
-//   tensor cores (intra-warpgroup overlap; P stays in registers as the A operand). The two
+// flash_attn_fa3_<dtype>_d128_bc{176,128}[_nopp] — the default on sm_90 (bc176): FlashAttention-3's
+//   structure. Grid (ceil(Nq/128), H, B); block = 3 warpgroups (384 threads). Warpgroup 0 is the
+//   producer: it gives registers back (setmaxnreg.dec 24) and one thread issues TMA bulk tensor
+//   copies (cp.async.bulk.tensor; tensor maps passed as __grid_constant__) of the Q tile and of
+//   BC-key K and V tiles into 2-stage shared-memory rings. Each ring slot has a "full" mbarrier
+//   (completed by the copy engine with the tile's byte count) and an "empty" one (each consumer
+//   warp arrives when done reading it). Warpgroups 1 and 2 are consumers (setmaxnreg.inc 240),
+//   64 query rows each. Per key tile j a consumer issues S_j = Q·K_jᵀ and O += P_{j-1}·V_{j-1}
+//   back to back (P stays in registers as the A operand), then runs the softmax of S_j. The two
 //   consumers take turns issuing their GEMMs (named barriers 1 and 2: ping-pong), so one's
-//   softmax overlaps the other's GEMMs. `_s3`: three ring stages; `_nopp`: no ping-pong.
+//   softmax overlaps the other's GEMMs. 176-key tiles (FlashAttention-3's choice for d = 128)
+//   amortise the per-tile costs (O rescale, barriers, waits) over more keys and measured 2–10 %
+//   faster than 128 on every DiT shape, 4,096 tokens included despite its padded last tile.
+//   `_nopp`: no ping-pong (A/B). ptxas places the wait for P_{j-1}·V_{j-1} before the softmax
+//   (a single P buffer must not be overwritten while P·V reads it); double-buffering P to
+//   overlap them spilled and serialised the wgmmas (C7512), see sm90-notes.md beside this file.
 //
 // flash_attn_sm90_<dtype>_d128_bc{128,64}[_nostagger] — the previous default, kept for A/B
 //   runs (TRELLIS2_FLASH=sm90-v1 and friends). Grid (ceil(Nq/192), H, B); 3 warpgroups of 64
@@ -86,6 +90,23 @@ template <> __device__ __forceinline__ void wgmma_rs_m64n128_tb<f16>(float* d, c
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 
+
+template <typename T> __device__ __forceinline__ void wgmma_ss_m64n176(float* d, u64 da, u64 db, int accumulate);
+template <> __device__ __forceinline__ void wgmma_ss_m64n176<bf16>(float* d, u64 da, u64 db, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
+        : "l"(da), "l"(db), "r"(accumulate));
+}
+
+template <> __device__ __forceinline__ void wgmma_ss_m64n176<f16>(float* d, u64 da, u64 db, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n176k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
+        : "l"(da), "l"(db), "r"(accumulate));
+}
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
@@ -280,9 +301,9 @@ FLASH_SM90_KERNEL(f16, f16, 128, false, _nostagger)
 // ============================================================================================
 
 #define F_BR 128                          // query rows per block (2 consumer warpgroups × 64)
-#define F_BC 128                          // keys per K/V tile
 #define F_THREADS 384                     // producer warpgroup + 2 consumer warpgroups
-#define F_TILE_BYTES (128 * W_D * 2)      // one 128-row tile (Q, K or V): 32 KiB
+#define F_Q_BYTES (F_BR * W_D * 2)        // the Q tile: 32 KiB
+// K/V tiles hold BC = 128 or 176 keys (BC·256 bytes, a whole number of 1024-byte swizzle atoms).
 #define F_CONSUMER_WARPS 8
 
 // A CUtensorMap (opaque, 128 bytes; CUDA 13 aligns it to 128).
@@ -340,34 +361,40 @@ template <int N> __device__ __forceinline__ void setmaxnreg_dec() {
 }
 
 // Producer: key tile `j` of `map` into ring slot j % STAGES once the consumers freed it.
-template <int STAGES>
+template <int BC, int STAGES>
 __device__ __forceinline__ void f_load_kv(const TmaDesc* map, u32 ring, u32 full, u32 empty,
                                           int j, int h, int b) {
+    constexpr u32 TILE = BC * W_D * 2;
     const int s = j % STAGES, n = j / STAGES;
     mbar_wait(empty + 8 * s, (n & 1) ^ 1);  // round 0 passes at once
-    mbar_expect_tx(full + 8 * s, F_TILE_BYTES);
-    const u32 dst = ring + s * F_TILE_BYTES;
-    tma_load(dst, map, full + 8 * s, 0, h, j * F_BC, b);
-    tma_load(dst + F_TILE_BYTES / 2, map, full + 8 * s, 64, h, j * F_BC, b);
+    mbar_expect_tx(full + 8 * s, TILE);
+    const u32 dst = ring + s * TILE;
+    tma_load(dst, map, full + 8 * s, 0, h, j * BC, b);
+    tma_load(dst + TILE / 2, map, full + 8 * s, 64, h, j * BC, b);
 }
 
-// S[64 x 128] = Q·Kᵀ: k-step ks covers d [16ks, 16ks+16) = half ks/4, 32-byte column ks % 4.
-template <typename T> __device__ __forceinline__ void f_issue_qk(float* s, u32 q_rows, u32 kt) {
+// S[64 x BC] = Q·Kᵀ: k-step ks covers d [16ks, 16ks+16) = half ks/4, 32-byte column ks % 4.
+template <typename T, int BC>
+__device__ __forceinline__ void f_issue_qk(float* s, u32 q_rows, u32 kt) {
 #pragma unroll
     for (int ks = 0; ks < W_D / 16; ++ks) {
         const u32 col = (ks & 3) * 32;
-        const u64 da = sw128_desc(q_rows + (ks >> 2) * (F_TILE_BYTES / 2) + col, 16, 1024);
-        const u64 db = sw128_desc(kt + (ks >> 2) * (F_TILE_BYTES / 2) + col, 16, 1024);
-        wgmma_ss_m64n128<T>(s, da, db, ks > 0);
+        const u64 da = sw128_desc(q_rows + (ks >> 2) * (F_Q_BYTES / 2) + col, 16, 1024);
+        const u64 db = sw128_desc(kt + (ks >> 2) * (BC * 128) + col, 16, 1024);
+        if constexpr (BC == 176) {
+            wgmma_ss_m64n176<T>(s, da, db, ks > 0);
+        } else {
+            wgmma_ss_m64n128<T>(s, da, db, ks > 0);
+        }
     }
 }
 
 // O[64 x 128] += P·V: k-step kk covers keys [16kk, 16kk+16) = rows 16kk.. of both V halves.
-template <typename T>
+template <typename T, int BC>
 __device__ __forceinline__ void f_issue_pv(float* o, const u32 (*pa)[4], u32 vt) {
 #pragma unroll
-    for (int kk = 0; kk < F_BC / 16; ++kk) {
-        const u64 db = sw128_desc(vt + kk * 16 * 128, F_TILE_BYTES / 2, 1024);
+    for (int kk = 0; kk < BC / 16; ++kk) {
+        const u64 db = sw128_desc(vt + kk * 16 * 128, BC * 128, 1024);
         wgmma_rs_m64n128_tb<T>(o, pa[kk], db, 1);
     }
 }
@@ -383,13 +410,14 @@ __device__ __forceinline__ float ex2_ftz(float x) {
 // Online-softmax step on the scores of the key tile at `kbase` (masked past nk): updates the
 // running maxima m0/m1 (already scaled by scale·log2e), leaves P = exp2(s·scale − m) in s, and
 // returns the factors a0/a1 that rescale the old O and row sums, and P's row sums r0/r1.
+template <int BC>
 __device__ __forceinline__ void f_softmax(float* s, int kbase, int nk, int lane, float scale_log2,
                                           float& m0, float& m1, float& a0, float& a1, float& r0,
                                           float& r1) {
     const float NEG_INF = -__int_as_float(0x7f800000);
-    if (kbase + F_BC > nk) {
+    if (kbase + BC > nk) {
 #pragma unroll
-        for (int nb = 0; nb < F_BC / 8; ++nb) {
+        for (int nb = 0; nb < BC / 8; ++nb) {
             const int col = kbase + nb * 8 + 2 * (lane & 3);
             if (col >= nk) s[4 * nb] = s[4 * nb + 2] = NEG_INF;
             if (col + 1 >= nk) s[4 * nb + 1] = s[4 * nb + 3] = NEG_INF;
@@ -397,7 +425,7 @@ __device__ __forceinline__ void f_softmax(float* s, int kbase, int nk, int lane,
     }
     float t0 = NEG_INF, t1 = NEG_INF;
 #pragma unroll
-    for (int nb = 0; nb < F_BC / 8; ++nb) {
+    for (int nb = 0; nb < BC / 8; ++nb) {
         t0 = fmaxf(t0, fmaxf(s[4 * nb], s[4 * nb + 1]));
         t1 = fmaxf(t1, fmaxf(s[4 * nb + 2], s[4 * nb + 3]));
     }
@@ -414,7 +442,7 @@ __device__ __forceinline__ void f_softmax(float* s, int kbase, int nk, int lane,
     r0 = 0.0f;
     r1 = 0.0f;
 #pragma unroll
-    for (int nb = 0; nb < F_BC / 8; ++nb) {
+    for (int nb = 0; nb < BC / 8; ++nb) {
         s[4 * nb] = ex2_ftz(fmaf(s[4 * nb], scale_log2, -n0));
         s[4 * nb + 1] = ex2_ftz(fmaf(s[4 * nb + 1], scale_log2, -n0));
         s[4 * nb + 2] = ex2_ftz(fmaf(s[4 * nb + 2], scale_log2, -n1));
@@ -425,9 +453,10 @@ __device__ __forceinline__ void f_softmax(float* s, int kbase, int nk, int lane,
 }
 
 // P (f32, in s) → the A fragments of the P·V wgmma, rounded to T.
-template <typename T> __device__ __forceinline__ void f_pack_p(u32 (*pa)[4], const float* s) {
+template <typename T, int BC>
+__device__ __forceinline__ void f_pack_p(u32 (*pa)[4], const float* s) {
 #pragma unroll
-    for (int kk = 0; kk < F_BC / 16; ++kk) {
+    for (int kk = 0; kk < BC / 16; ++kk) {
         pa[kk][0] = pack2<T>(s[8 * kk], s[8 * kk + 1]);
         pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
         pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
@@ -462,21 +491,22 @@ __device__ __forceinline__ void f_release(u32 bar, int lane) {
     if (lane == 0) mbar_arrive(bar);
 }
 
-template <typename T, int STAGES, bool PINGPONG>
+template <typename T, int BC, int STAGES, bool PINGPONG>
 __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDesc* tq,
                                                const TmaDesc* tk, const TmaDesc* tv, int nq,
                                                int nk, int heads, float scale_log2) {
     extern __shared__ __attribute__((aligned(16))) unsigned char smem_raw[];
     const u32 base = (smem_u32(smem_raw) + 1023) & ~1023u;
     const u32 sq = base;                              // Q: 128 rows (two 16 KiB halves)
-    const u32 sk = sq + F_TILE_BYTES;                 // K ring: STAGES tiles
-    const u32 sv = sk + STAGES * F_TILE_BYTES;        // V ring: STAGES tiles
-    const u32 bar_q = sv + STAGES * F_TILE_BYTES;     // mbarriers, 8 bytes each
+    constexpr u32 TILE = BC * W_D * 2;                // one K or V tile
+    const u32 sk = sq + F_Q_BYTES;                    // K ring: STAGES tiles
+    const u32 sv = sk + STAGES * TILE;                // V ring: STAGES tiles
+    const u32 bar_q = sv + STAGES * TILE;             // mbarriers, 8 bytes each
     const u32 k_full = bar_q + 8, v_full = k_full + 8 * STAGES;
     const u32 k_empty = v_full + 8 * STAGES, v_empty = k_empty + 8 * STAGES;
     const int tid = threadIdx.x, wg = tid / 128, lane = tid % 32;
     const int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * F_BR;
-    const int tiles = (nk + F_BC - 1) / F_BC;
+    const int tiles = (nk + BC - 1) / BC;
 
     if (tid == 0) {
         mbar_init(bar_q, 1);
@@ -497,14 +527,14 @@ __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDes
             tma_prefetch_desc(tq);
             tma_prefetch_desc(tk);
             tma_prefetch_desc(tv);
-            mbar_expect_tx(bar_q, F_TILE_BYTES);
+            mbar_expect_tx(bar_q, F_Q_BYTES);
             tma_load(sq, tq, bar_q, 0, h, q0, b);
-            tma_load(sq + F_TILE_BYTES / 2, tq, bar_q, 64, h, q0, b);
+            tma_load(sq + F_Q_BYTES / 2, tq, bar_q, 64, h, q0, b);
             // The consumers use K_0, then (K_{j+1}, V_j) per step: load in that order.
-            f_load_kv<STAGES>(tk, sk, k_full, k_empty, 0, h, b);
+            f_load_kv<BC, STAGES>(tk, sk, k_full, k_empty, 0, h, b);
             for (int j = 0; j < tiles; ++j) {
-                if (j + 1 < tiles) f_load_kv<STAGES>(tk, sk, k_full, k_empty, j + 1, h, b);
-                f_load_kv<STAGES>(tv, sv, v_full, v_empty, j, h, b);
+                if (j + 1 < tiles) f_load_kv<BC, STAGES>(tk, sk, k_full, k_empty, j + 1, h, b);
+                f_load_kv<BC, STAGES>(tv, sv, v_full, v_empty, j, h, b);
             }
         }
         return;
@@ -526,8 +556,8 @@ __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDes
     float o[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) o[i] = 0.0f;
-    float s[64];
-    u32 pa[F_BC / 16][4];
+    float s[BC / 2];
+    u32 pa[BC / 16][4];
     const float NEG_INF = -__int_as_float(0x7f800000);
     float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.0f, l1 = 0.0f;
     float a0, a1;
@@ -537,14 +567,14 @@ __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDes
     mbar_wait(k_full, 0);
     turn_wait();
     wgmma_fence();
-    f_issue_qk<T>(s, q_rows, sk);
+    f_issue_qk<T, BC>(s, q_rows, sk);
     wgmma_commit();
     turn_pass();
     wgmma_wait<0>();
-    reg_fence<64>(s);
+    reg_fence<BC / 2>(s);
     f_release(k_empty, lane);
-    f_softmax(s, 0, nk, lane, scale_log2, m0, m1, a0, a1, l0, l1);
-    f_pack_p<T>(pa, s);
+    f_softmax<BC>(s, 0, nk, lane, scale_log2, m0, m1, a0, a1, l0, l1);
+    f_pack_p<T, BC>(pa, s);
 
     for (int j = 1; j < tiles; ++j) {
         const int ks = j % STAGES, vs = (j - 1) % STAGES;
@@ -554,26 +584,26 @@ __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDes
         mbar_wait(v_full + 8 * vs, ((j - 1) / STAGES) & 1);
         turn_wait();
         wgmma_fence();
-        f_issue_qk<T>(s, q_rows, sk + ks * F_TILE_BYTES);
+        f_issue_qk<T, BC>(s, q_rows, sk + ks * TILE);
         wgmma_commit();
         // Rescale O by the last softmax step while Q·Kᵀ runs, then accumulate P·V into it.
         f_rescale_o(o, a0, a1);
         wgmma_fence();
-        f_issue_pv<T>(o, pa, sv + vs * F_TILE_BYTES);
+        f_issue_pv<T, BC>(o, pa, sv + vs * TILE);
         wgmma_commit();
         turn_pass();
         wgmma_wait<1>();  // S_j is ready; P_{j-1}·V_{j-1} may still run
-        reg_fence<64>(s);
+        reg_fence<BC / 2>(s);
         f_release(k_empty + 8 * ks, lane);
         float r0, r1;
-        f_softmax(s, j * F_BC, nk, lane, scale_log2, m0, m1, a0, a1, r0, r1);
+        f_softmax<BC>(s, j * BC, nk, lane, scale_log2, m0, m1, a0, a1, r0, r1);
         l0 = fmaf(l0, a0, r0);
         l1 = fmaf(l1, a1, r1);
-        reg_fence<64>(s);
+        reg_fence<BC / 2>(s);
         wgmma_wait<0>();  // O and P's registers are free again
         reg_fence<64>(o);
         f_release(v_empty + 8 * vs, lane);
-        f_pack_p<T>(pa, s);
+        f_pack_p<T, BC>(pa, s);
     }
     f_rescale_o(o, a0, a1);
     // Last P·V. Consumer 1 issues last overall, so it passes no turn (none would be taken).
@@ -582,7 +612,7 @@ __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDes
     turn_wait();
     reg_fence<64>(o);
     wgmma_fence();
-    f_issue_pv<T>(o, pa, sv + vs * F_TILE_BYTES);
+    f_issue_pv<T, BC>(o, pa, sv + vs * TILE);
     wgmma_commit();
     if (cw == 0) turn_pass();
     wgmma_wait<0>();
@@ -603,15 +633,15 @@ __device__ __forceinline__ void flash_attn_fa3(T* __restrict__ out, const TmaDes
     }
 }
 
-#define FLASH_FA3_KERNEL(S, T, STAGES, PP, SUFFIX)                                           \
+#define FLASH_FA3_KERNEL(S, T, BC, STAGES, PP, SUFFIX)                                       \
     extern "C" __global__ void __launch_bounds__(F_THREADS, 1) flash_attn_fa3_##S##_d128##SUFFIX( \
         T* out, const __grid_constant__ TmaDesc tq, const __grid_constant__ TmaDesc tk,       \
         const __grid_constant__ TmaDesc tv, int nq, int nk, int heads, float scale_log2) {    \
-        flash_attn_fa3<T, STAGES, PP>(out, &tq, &tk, &tv, nq, nk, heads, scale_log2);         \
+        flash_attn_fa3<T, BC, STAGES, PP>(out, &tq, &tk, &tv, nq, nk, heads, scale_log2);     \
     }
-FLASH_FA3_KERNEL(bf16, bf16, 2, true, )
-FLASH_FA3_KERNEL(f16, f16, 2, true, )
-FLASH_FA3_KERNEL(bf16, bf16, 3, true, _s3)
-FLASH_FA3_KERNEL(f16, f16, 3, true, _s3)
-FLASH_FA3_KERNEL(bf16, bf16, 2, false, _nopp)
-FLASH_FA3_KERNEL(f16, f16, 2, false, _nopp)
+FLASH_FA3_KERNEL(bf16, bf16, 176, 2, true, _bc176)
+FLASH_FA3_KERNEL(f16, f16, 176, 2, true, _bc176)
+FLASH_FA3_KERNEL(bf16, bf16, 128, 2, true, _bc128)
+FLASH_FA3_KERNEL(f16, f16, 128, 2, true, _bc128)
+FLASH_FA3_KERNEL(bf16, bf16, 176, 2, false, _bc176_nopp)
+FLASH_FA3_KERNEL(f16, f16, 176, 2, false, _bc176_nopp)

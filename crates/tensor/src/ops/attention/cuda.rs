@@ -3,7 +3,7 @@
 //! ping-ponging wgmma consumer warpgroups); f16/bf16 with head dim 64 or 128 elsewhere (and
 //! DINOv3's 64): the mma.sync flash kernel; anything else (and f32, the parity path): the
 //! generic kernel. `TRELLIS2_FLASH` picks another flash kernel on Hopper for A/B runs:
-//! `fa3-s3` (three ring stages), `fa3-nopp` (no ping-pong), `sm90-v1` (the earlier wgmma
+//! `fa3-bc128` (128-key tiles instead of 176), `fa3-nopp` (no ping-pong), `sm90-v1` (the earlier wgmma
 //! kernel: cp.async, 3 warpgroups, 128-key tiles), `sm90-bc64` (that with 64-key tiles),
 //! `sm90-nostagger` (that without warpgroup staggering), `sm80` (mma.sync).
 
@@ -21,12 +21,12 @@ const FA_WARPS: u32 = 4;
 const W_BR: usize = 192;
 const W_THREADS: u32 = 384;
 const TILE_ROW_BYTES: usize = 128 * 2;
-/// attention_sm90.cu's F_BR and F_THREADS; every fa3 tile (Q, and each K/V ring slot) is 128
-/// rows of 128 elements. Shared memory: 1 KiB alignment slack, Q, the K and V rings, then
-/// 1 + 4·stages mbarriers of 8 bytes.
+/// attention_sm90.cu's F_BR and F_THREADS. fa3 shared memory: 1 KiB alignment slack, the Q
+/// tile (F_BR rows), the K and V rings (`stages` tiles of BC key rows each), then 1 + 4·stages
+/// mbarriers of 8 bytes; a row is 128 elements of 2 bytes.
 const F_BR: usize = 128;
 const F_THREADS: u32 = 384;
-const F_TILE_BYTES: usize = 128 * 128 * 2;
+const F_ROW_BYTES: usize = 128 * 2;
 /// attention.cu's GA_WARPS and GA_MAXD.
 const GA_WARPS: usize = 4;
 const GA_MAXD: usize = 128;
@@ -66,26 +66,29 @@ pub(super) fn attention(
             scale_log2
         ];
         if hopper && (choice.is_empty() || choice.starts_with("fa3")) {
-            let (stages, suffix) = match choice.as_str() {
-                "fa3-s3" => (3, "_s3"),
-                "fa3-nopp" => (2, "_nopp"),
-                _ => (2, ""),
+            let (bc, suffix) = match choice.as_str() {
+                "fa3-bc128" => (128, "_bc128"),
+                "fa3-nopp" => (176, "_bc176_nopp"),
+                _ => (176, "_bc176"),
             };
+            let stages = 2;
             let mut a = args![
                 ptr(&out)?,
-                tma_desc(q)?,
-                tma_desc(k)?,
-                tma_desc(v)?,
+                tma_desc(q, F_BR)?,
+                tma_desc(k, bc)?,
+                tma_desc(v, bc)?,
                 nq as i32,
                 nk as i32,
                 h as i32,
                 scale_log2
             ];
             let name = format!("flash_attn_fa3_{}_d128{suffix}", q.dtype().as_str());
+            let kv_tile = bc * F_ROW_BYTES;
             let dims = Dims {
                 grid: (nq.div_ceil(F_BR) as u32, h as u32, b as u32),
                 block: (F_THREADS, 1, 1),
-                smem: (1024 + (1 + 2 * stages) * F_TILE_BYTES + 8 * (1 + 4 * stages)) as u32,
+                smem: (1024 + F_BR * F_ROW_BYTES + 2 * stages * kv_tile + 8 * (1 + 4 * stages))
+                    as u32,
             };
             d.launch(&kernels::ATTENTION_SM90, &name, dims, &mut a)?;
             return Ok(out);
@@ -151,9 +154,9 @@ pub(super) fn attention(
 }
 
 /// The TMA descriptor of a contiguous `[B, N, H, 128]` f16/bf16 tensor for attention_sm90.cu's
-/// fa3 kernel: dims (d, head, token, batch) innermost first, boxes of 64 d × 1 head × 128 tokens
-/// (one 128-byte-swizzled column half of a tile); tokens past N read as zeros.
-fn tma_desc(t: &Tensor) -> Result<dsys::CUtensorMap> {
+/// fa3 kernel: dims (d, head, token, batch) innermost first, boxes of 64 d × 1 head × `rows`
+/// tokens (one 128-byte-swizzled column half of a tile); tokens past N read as zeros.
+fn tma_desc(t: &Tensor, rows: usize) -> Result<dsys::CUtensorMap> {
     use dsys::CUtensorMapDataType as Ty;
     let ty = match t.dtype() {
         DType::BF16 => Ty::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
@@ -173,7 +176,7 @@ fn tma_desc(t: &Tensor) -> Result<dsys::CUtensorMap> {
         (h * d * el) as u64,
         (n * h * d * el) as u64,
     ];
-    let boxes = [64u32, 1, F_BR as u32, 1];
+    let boxes = [64u32, 1, rows as u32, 1];
     let elem_strides = [1u32; 4];
     let mut map = dsys::CUtensorMap { opaque: [0; 16] };
     // SAFETY: every array has the rank's length (strides rank − 1); the address is the live,
