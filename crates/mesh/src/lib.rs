@@ -28,5 +28,5 @@ mod voxel_hash;
 
 pub use error::MeshError;
 pub use glb::TextureFormat;
-pub use postprocess::{GlbParams, GlbReport, to_glb, to_textured_mesh};
+pub use postprocess::{GlbParams, GlbReport, to_glb, to_glb_timed, to_textured_mesh};
 pub use types::{MeshWithVoxel, Texture, TexturedMesh, TriMesh};

@@ -76,10 +76,24 @@ impl GlbParams {
     }
 }
 
-/// Wall time per step and the sizes in between.
+/// Process CPU seconds (all threads), supplied by callers that want per-step CPU time next to
+/// wall time (benches on shared machines).
+pub type CpuClock = fn() -> f64;
+
+/// One timed step.
+#[derive(Clone, Debug)]
+pub struct StepTime {
+    pub name: &'static str,
+    pub wall: Duration,
+    /// CPU seconds spent in the step, when a [`CpuClock`] was given.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// Time per step and the sizes in between.
 #[derive(Clone, Debug, Default)]
 pub struct GlbReport {
-    pub steps: Vec<(&'static str, Duration)>,
+    pub steps: Vec<StepTime>,
+    cpu_clock: Option<CpuClock>,
     pub input_faces: usize,
     pub remeshed_faces: usize,
     pub decimate: Option<DecimateReport>,
@@ -91,9 +105,16 @@ pub struct GlbReport {
 
 impl GlbReport {
     fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        let cpu0 = self.cpu_clock.map(|c| c());
         let t = Instant::now();
         let out = f();
-        self.steps.push((name, t.elapsed()));
+        let wall = t.elapsed();
+        let cpu_seconds = self.cpu_clock.zip(cpu0).map(|(c, c0)| c() - c0);
+        self.steps.push(StepTime {
+            name,
+            wall,
+            cpu_seconds,
+        });
         out
     }
 }
@@ -102,6 +123,15 @@ impl GlbReport {
 pub fn to_textured_mesh(
     input: &MeshWithVoxel,
     p: &GlbParams,
+) -> Result<(TexturedMesh, GlbReport), MeshError> {
+    to_textured_mesh_timed(input, p, None)
+}
+
+/// [`to_textured_mesh`], also recording CPU seconds per step with `cpu_clock`.
+pub fn to_textured_mesh_timed(
+    input: &MeshWithVoxel,
+    p: &GlbParams,
+    cpu_clock: Option<CpuClock>,
 ) -> Result<(TexturedMesh, GlbReport), MeshError> {
     p.validate()?;
     if input.resolution == 0 || input.resolution > 1 << 14 {
@@ -119,6 +149,7 @@ pub fn to_textured_mesh(
     }
     let mut r = GlbReport {
         input_faces: input.mesh.faces.len(),
+        cpu_clock,
         ..Default::default()
     };
     let mut original = input.mesh.clone();
@@ -205,7 +236,16 @@ pub fn to_glb(
     input: &MeshWithVoxel,
     p: &GlbParams,
 ) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
-    let (tm, mut r) = to_textured_mesh(input, p)?;
+    to_glb_timed(input, p, None)
+}
+
+/// [`to_glb`], also recording CPU seconds per step with `cpu_clock`.
+pub fn to_glb_timed(
+    input: &MeshWithVoxel,
+    p: &GlbParams,
+    cpu_clock: Option<CpuClock>,
+) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
+    let (tm, mut r) = to_textured_mesh_timed(input, p, cpu_clock)?;
     let glb = r.time("glb", || write_glb(&tm, p.texture_format))?;
     Ok((glb, tm, r))
 }

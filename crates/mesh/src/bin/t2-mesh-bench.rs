@@ -13,7 +13,7 @@ use t2_mesh::decimate::decimate;
 use t2_mesh::fdg::flexible_dual_grid_to_mesh;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, dual_grid, with_attributes};
-use t2_mesh::{GlbParams, TextureFormat, to_glb};
+use t2_mesh::{GlbParams, TextureFormat, to_glb_timed};
 
 /// Process CPU seconds (user + system, all threads) from `/proc/self/stat`; NaN elsewhere. The
 /// bench machine is shared, so wall time alone can hide contention: CPU time does not.
@@ -108,20 +108,20 @@ fn main() -> BoxResult<()> {
     };
     let load_before = load_average();
     let (t, cpu0) = (Instant::now(), cpu_seconds());
-    let (glb, tm, report) = to_glb(&input, &params)?;
+    let (glb, tm, report) = to_glb_timed(&input, &params, Some(cpu_seconds))?;
     let total = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     if !out.is_empty() {
         std::fs::write(&out, &glb)?;
     }
 
-    println!("\n| step | seconds | notes |\n|---|---:|---|");
+    println!("\n| step | wall s | CPU s | notes |\n|---|---:|---:|---|");
     println!(
-        "| fdg extraction | {t_fdg:.2} | {} faces |",
+        "| fdg extraction | {t_fdg:.2} | | {} faces |",
         input.mesh.faces.len()
     );
-    for (name, d) in &report.steps {
-        let note = match *name {
+    for step in &report.steps {
+        let note = match step.name {
             "remesh" => format!("{} faces out", report.remeshed_faces),
             "decimate" => report.decimate.map_or(String::new(), |d| {
                 format!(
@@ -137,18 +137,23 @@ fn main() -> BoxResult<()> {
             "glb" => format!("{:.1} MB", glb.len() as f64 / 1e6),
             _ => String::new(),
         };
-        println!("| {name} | {:.2} | {note} |", d.as_secs_f64());
+        let cpu = step.cpu_seconds.unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.2} | {cpu:.2} | {note} |",
+            step.name,
+            step.wall.as_secs_f64()
+        );
     }
     println!(
-        "| **to_glb total** | **{total:.2}** | {} faces, {} vertices; {cpu:.1} CPU-s; load avg {load_before} → {} |",
+        "| **to_glb total** | **{total:.2}** | **{cpu:.2}** | {} faces, {} vertices; load avg {load_before} → {} |",
         tm.faces.len(),
         tm.positions.len(),
         load_average()
     );
     println!(
-        "| reference to_glb, RTX 5060 Ti (trellis.cpp, spec §6.3) | 16.2 / 26.2 | goblin / turret, 1024_cascade |"
+        "| reference to_glb, RTX 5060 Ti (trellis.cpp, spec §6.3) | 16.2 / 26.2 | | goblin / turret, 1024_cascade |"
     );
-    println!("| reference mesh stage, H200 (issue 5 text) | 71–107 | of 87–154 s per image |");
+    println!("| reference mesh stage, H200 (issue 5 text) | 71–107 | | of 87–154 s per image |");
 
     // Decimation quality: meshopt's own estimate, and the measured two-sided distance between
     // the decimated and the remeshed surfaces (decimated face centroids → remeshed surface and
