@@ -19,6 +19,12 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.models != "demo" && !std::path::Path::new(&args.models).is_dir() {
+        anyhow::bail!(
+            "--models must be `demo` or a model directory; {:?} is neither",
+            args.models
+        );
+    }
     let _telemetry = t2_telemetry::init_from_env("trellis2-mesh")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
