@@ -8,7 +8,9 @@ use common::*;
 use t2_tensor::ops::{self, Unary};
 use t2_tensor::{DType, Device, Tensor};
 
-/// erf at doubles, from mpmath at 40 digits (the inputs are the exact binary doubles shown).
+/// erf at doubles, from mpmath at 40 digits (the inputs are the exact binary doubles shown),
+/// printed to 20 digits; the compiler rounds each to the nearest double.
+#[allow(clippy::excessive_precision)]
 const ERF_TABLE: [(f64, f64); 24] = [
     (1e-300, 1.1283791670955126022e-300),
     (1e-08, 1.1283791670955125599e-8),
@@ -176,7 +178,8 @@ fn binary_ops_broadcast_and_promote() {
         (DType::F16, DType::BF16),
     ];
     type Op = fn(&Tensor, &Tensor) -> t2_tensor::Result<Tensor>;
-    let ops_: [(&str, Op, fn(f64, f64) -> f64); 3] = [
+    type Ref = fn(f64, f64) -> f64;
+    let ops_: [(&str, Op, Ref); 3] = [
         ("add", ops::add, |x, y| x + y),
         ("sub", ops::sub, |x, y| x - y),
         ("mul", ops::mul, |x, y| x * y),
@@ -260,4 +263,32 @@ fn modulate_rejects_mismatched_params() {
         "param dtype must match x"
     );
     assert!(ops::modulate(&x, &q, &q).is_err(), "param length must be C");
+}
+
+#[test]
+fn fused_adaln_steps_equal_their_unfused_composites() {
+    // Each PyTorch step is one of our ops rounding once, so the composites must agree bit for
+    // bit: modulate = (x · (1·scale + 1)) + shift, gated_residual = x + h · gate.
+    let (n, c) = (19, 341);
+    for dt in FLOATS {
+        let (x, _) = rand(&[n, c], dt, 75, 3.0);
+        let (h, _) = rand(&[n, c], dt, 76, 3.0);
+        let (shift, _) = rand(&[c], dt, 77, 1.0);
+        let (scale, _) = rand(&[c], dt, 78, 1.0);
+        let fused = ops::modulate(&x, &shift, &scale).unwrap();
+        let one_plus = ops::affine(&scale, 1.0, 1.0).unwrap();
+        let composite = ops::add(&ops::mul(&x, &one_plus).unwrap(), &shift).unwrap();
+        check_exact(
+            "modulate vs composite",
+            &fused,
+            &composite.to_vec_f32().unwrap(),
+        );
+        let fused = ops::gated_residual(&x, &h, &scale).unwrap();
+        let composite = ops::add(&x, &ops::mul(&h, &scale).unwrap()).unwrap();
+        check_exact(
+            "gated_residual vs composite",
+            &fused,
+            &composite.to_vec_f32().unwrap(),
+        );
+    }
 }

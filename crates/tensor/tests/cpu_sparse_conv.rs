@@ -77,14 +77,14 @@ fn neighbor_map_follows_the_offset_convention() {
     let nbr = sc.neighbor_map().unwrap().to_vec::<u32>().unwrap();
     // Voxel 0: itself at v = 13, +x (voxel 1) at v = 2·9 + 1·3 + 1 = 22, −z (voxel 2) at
     // v = 9 + 3 + 0 = 12; voxel 3 sits in batch 1 and is not a neighbour.
-    for v in 0..27 {
+    for (v, &got) in nbr[..27].iter().enumerate() {
         let want = match v {
             13 => 0,
             22 => 1,
             12 => 2,
             _ => NO_NEIGHBOR,
         };
-        assert_eq!(nbr[v], want, "offset {v}");
+        assert_eq!(got, want, "offset {v}");
     }
 }
 

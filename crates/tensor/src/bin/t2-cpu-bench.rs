@@ -100,7 +100,10 @@ fn linear(m: usize, k: usize, n: usize, dt: DType) -> Res<Row> {
     let b = rand(&[n], dt, 3, 0.5)?;
     let flops = 2.0 * (m * k * n) as f64;
     let iters = iters_for(flops, 50.0);
-    let ms = time_ms(iters, || Ok(drop(ops::linear(&x, &w, Some(&b))?)))?;
+    let ms = time_ms(iters, || {
+        ops::linear(&x, &w, Some(&b))?;
+        Ok(())
+    })?;
     let (xf, wf) = (x.to_vec_f32()?, w.to_vec_f32()?);
     let mut out = vec![0f32; m * n];
     let base_ms = time_ms(iters, || {
@@ -162,7 +165,10 @@ fn attention(n: usize, h: usize, d: usize, dt: DType) -> Res<Row> {
     let flops = 4.0 * (n * n * h * d) as f64;
     let iters = iters_for(flops, 30.0);
     let scale = 1.0 / (d as f32).sqrt();
-    let ms = time_ms(iters, || Ok(drop(ops::attention(&q, &k, &v, scale)?)))?;
+    let ms = time_ms(iters, || {
+        ops::attention(&q, &k, &v, scale)?;
+        Ok(())
+    })?;
     let (qf, kf, vf) = (q.to_vec_f32()?, k.to_vec_f32()?, v.to_vec_f32()?);
     let base_ms = time_ms(iters, || {
         naive_attention(&qf, &kf, &vf, (n, n, h, d));
@@ -244,7 +250,10 @@ fn sparse_conv(radius: f32, ci: usize, co: usize, dt: DType) -> Res<Row> {
     // Useful work only: products with neighbours that exist.
     let flops = 2.0 * (pairs * ci * co) as f64;
     let iters = iters_for(flops, 20.0);
-    let ms = time_ms(iters, || Ok(drop(submanifold_conv3d(&x, &w, Some(&b))?)))?;
+    let ms = time_ms(iters, || {
+        submanifold_conv3d(&x, &w, Some(&b))?;
+        Ok(())
+    })?;
     let (ff, wf) = (x.feats.to_vec_f32()?, w.to_vec_f32()?);
     let base_ms = time_ms(iters, || {
         per_offset_conv(&ff, &wf, &nbr, n, ci, co);
@@ -261,6 +270,46 @@ fn sparse_conv(radius: f32, ci: usize, co: usize, dt: DType) -> Res<Row> {
         baseline: "per-offset gather-GEMM",
         base_ms,
     })
+}
+
+/// Neighbour-map build (hash insert + 27 lookups per voxel) next to a serial std `HashMap`.
+fn neighbor_map(radius: f32) -> Res<()> {
+    let shell = sphere_shell(radius);
+    let n = shell.len();
+    let ms = time_ms(5, || {
+        let c = SparseCoords::new(shell.clone(), &Device::Cpu);
+        c.neighbor_map()?;
+        Ok(())
+    })?;
+    let base_ms = time_ms(5, || {
+        let index: std::collections::HashMap<[i32; 4], u32> = shell
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, i as u32))
+            .collect();
+        let mut nbr = vec![NO_NEIGHBOR; n * 27];
+        for (i, c) in shell.iter().enumerate() {
+            for v in 0..27 {
+                let d = [v as i32 / 9 - 1, v as i32 / 3 % 3 - 1, v as i32 % 3 - 1];
+                if let Some(&j) = index.get(&[c[0], c[1] + d[0], c[2] + d[1], c[3] + d[2]]) {
+                    nbr[i * 27 + v] = j;
+                }
+            }
+        }
+        std::hint::black_box(nbr);
+        Ok(())
+    })?;
+    println!(
+        "{:<34} {:>9.2} {:>8} | {:<22} {:>9.2} {:>8} | {:>5.2}x",
+        format!("neighbour map N={n}"),
+        ms,
+        "-",
+        "std HashMap, serial",
+        base_ms,
+        "-",
+        base_ms / ms
+    );
+    Ok(())
 }
 
 fn main() -> Res<()> {
@@ -322,6 +371,9 @@ fn main() -> Res<()> {
         if name.contains(&filter) {
             print(&case()?);
         }
+    }
+    if "neighbour map".contains(&filter) {
+        neighbor_map(48.0)?;
     }
     Ok(())
 }

@@ -88,8 +88,8 @@ mod tests {
     #[test]
     fn argwhere_is_row_major() {
         let mut m = vec![false; 2 * 3 * 4];
-        m[1 * 12 + 2 * 4 + 3] = true;
-        m[0 * 12 + 1 * 4 + 0] = true;
+        m[12 + 2 * 4 + 3] = true; // (1, 2, 3): x·12 + y·4 + z
+        m[4] = true; // (0, 1, 0)
         assert_eq!(argwhere_3d(&m, [2, 3, 4]), vec![[0, 0, 1, 0], [0, 1, 2, 3]]);
     }
     #[test]

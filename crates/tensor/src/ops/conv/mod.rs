@@ -50,7 +50,7 @@ pub fn conv3d(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 /// sub-position `(i, j, k)` (i on D/x, j on H/y, k on W/z) reads input channel `c·8 + i·4 + j·2 + k`.
 pub fn pixel_shuffle_3d(x: &Tensor) -> Result<Tensor> {
     const OP: &str = "pixel_shuffle_3d";
-    if x.rank() != 5 || x.dim(1) % 8 != 0 {
+    if x.rank() != 5 || !x.dim(1).is_multiple_of(8) {
         return Err(Error::shape(OP, format!("x {:?}", x.shape())));
     }
     match x.device() {

@@ -14,7 +14,7 @@ pub fn rope_interleaved(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor
     const OP: &str = "rope_interleaved";
     float_only(OP, x)?;
     same_device(OP, &[x, cos, sin])?;
-    if x.rank() < 3 || x.dim(-1) % 2 != 0 {
+    if x.rank() < 3 || !x.dim(-1).is_multiple_of(2) {
         return Err(Error::shape(OP, format!("x {:?}", x.shape())));
     }
     let (n, d) = (x.dim(-3), x.dim(-1));
@@ -45,7 +45,7 @@ pub fn rope_half_split(x: &Tensor, cos: &Tensor, sin: &Tensor, prefix: usize) ->
     const OP: &str = "rope_half_split";
     float_only(OP, x)?;
     same_device(OP, &[x, cos, sin])?;
-    if x.rank() < 3 || x.dim(-1) % 2 != 0 || x.dim(-3) < prefix {
+    if x.rank() < 3 || !x.dim(-1).is_multiple_of(2) || x.dim(-3) < prefix {
         return Err(Error::shape(
             OP,
             format!("x {:?}, prefix {prefix}", x.shape()),

@@ -1,5 +1,8 @@
 //! CPU neighbour map (a hash map) and submanifold conv.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use rayon::prelude::*;
 
 use super::NO_NEIGHBOR;
@@ -9,27 +12,52 @@ use crate::sparse::SparseCoords;
 use crate::{DType, Device, Error, Result, Tensor};
 
 pub(super) fn neighbor_map(coords: &SparseCoords) -> Result<Tensor> {
-    use std::collections::HashMap;
     let host = coords.host();
-    let index: HashMap<[i32; 4], u32> = host
+    let index: HashMap<[i32; 4], u32, BuildHasherDefault<CoordHasher>> = host
         .iter()
         .enumerate()
         .map(|(i, c)| (*c, i as u32))
         .collect();
     let mut nbr = vec![NO_NEIGHBOR; host.len() * 27];
-    for (i, c) in host.iter().enumerate() {
-        for v in 0..27 {
-            let (ix, iy, iz) = (
-                (v / 9) as i32 - 1,
-                ((v / 3) % 3) as i32 - 1,
-                (v % 3) as i32 - 1,
-            );
-            if let Some(&j) = index.get(&[c[0], c[1] + ix, c[2] + iy, c[3] + iz]) {
-                nbr[i * 27 + v] = j;
+    // Lookups are independent: one rayon task per chunk of voxels reading the shared map.
+    nbr.par_chunks_mut(27)
+        .with_min_len(1024)
+        .zip(host.par_iter())
+        .for_each(|(row, c)| {
+            for (v, slot) in row.iter_mut().enumerate() {
+                let (ix, iy, iz) = (
+                    (v / 9) as i32 - 1,
+                    ((v / 3) % 3) as i32 - 1,
+                    (v % 3) as i32 - 1,
+                );
+                if let Some(&j) = index.get(&[c[0], c[1] + ix, c[2] + iy, c[3] + iz]) {
+                    *slot = j;
+                }
             }
+        });
+    Tensor::from_vec(nbr, &[host.len(), 27], &Device::Cpu)
+}
+
+/// A multiply-rotate hash for coordinate keys (the FxHash recipe). The default SipHash
+/// protects against adversarial keys, which voxel coords are not, at several times the cost.
+#[derive(Default)]
+struct CoordHasher(u64);
+
+impl Hasher for CoordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
-    Tensor::from_vec(nbr, &[host.len(), 27], &Device::Cpu)
+    fn finish(&self) -> u64 {
+        // The multiply only carries bits upward, and the map indexes buckets with the low
+        // bits: rotate the well-mixed high half down (otherwise z, in the high word, would
+        // never reach the bucket index).
+        self.0.rotate_left(26)
+    }
 }
 
 /// Rows per block. Blocks are formed after sorting rows by neighbour mask, so a block's union
