@@ -393,7 +393,8 @@ impl ScVaeDecoder {
             if stop_at_level == Some(i) {
                 return Ok(Decoded {
                     coords: h.coords.host().to_vec(),
-                    feats: Tensor::zeros(&[0, self.out_channels], DType::F32, &self.device)?,
+                    // No head ran: an empty host tensor (no zero-sized device allocation).
+                    feats: Tensor::zeros(&[0, self.out_channels], DType::F32, &Device::Cpu)?,
                     subs,
                 });
             }
