@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use t2_mesh::bvh::Bvh;
 use t2_mesh::cleanup::{cleanup, is_degenerate};
 use t2_mesh::decimate::decimate;
+use t2_mesh::holes::{DEFAULT_MAX_HOLE_PERIMETER, fill_holes};
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, Sphere, voxelise};
 use t2_mesh::topology::{edge_stats, is_closed_and_oriented};
@@ -53,6 +54,54 @@ fn remesh_is_watertight() {
             is_closed_and_oriented(&m.faces),
             "case {case}: not consistently closed"
         );
+    }
+}
+
+/// Punching out single faces of a closed FDG sphere leaves small triangular holes; filling
+/// closes exactly those under the perimeter threshold and creates no non-manifold edge.
+#[test]
+fn small_holes_are_filled_large_ones_kept() {
+    let mut rng = StdRng::seed_from_u64(23);
+    for res in [32u32, 64, 256] {
+        let shape = Sphere {
+            center: [0.01, -0.02, 0.015],
+            radius: 0.3,
+        };
+        let mut m = voxelise(&shape, res, Attributes::Pattern).unwrap().mesh;
+        assert_eq!(edge_stats(&m.faces).0, 0, "res {res}: sphere is closed");
+        // Remove a few faces far apart (every removed face opens one 3-edge hole).
+        let mut removed = 0;
+        let step = m.faces.len() / 7;
+        let start = rng.random_range(0..step);
+        for k in (0..6).rev() {
+            m.faces.remove(start + k * step);
+            removed += 1;
+        }
+        let (before, _, _) = edge_stats(&m.faces);
+        assert_eq!(
+            before,
+            3 * removed,
+            "res {res}: holes are separate triangles"
+        );
+        let filled = fill_holes(&mut m, DEFAULT_MAX_HOLE_PERIMETER).unwrap();
+        let (after, _, non_manifold) = edge_stats(&m.faces);
+        assert_eq!(non_manifold, 0, "res {res}");
+        if res >= 256 {
+            // FDG triangle edges join dual vertices of neighbouring voxels (≤ 2√2 voxels), so a
+            // one-face hole is under 6 voxels ≈ 0.023 < 0.03 around at res 256.
+            assert_eq!(
+                (filled, after),
+                (removed, 0),
+                "res {res}: small holes stay open"
+            );
+        }
+        if res == 32 {
+            // Faces ~0.03 world units across: at least part of the holes are too large.
+            assert!(
+                after > 0 && filled < removed,
+                "res {res}: filled {filled} of {removed}"
+            );
+        }
     }
 }
 
