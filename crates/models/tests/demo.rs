@@ -91,7 +91,13 @@ fn demo_pipeline_runs_every_path() {
     let image = pipe
         .preprocess_image(&demo::demo_image(64))
         .expect("preprocess");
-    for ty in [PipelineType::P512, PipelineType::Cascade1024] {
+    // 1536 with a token cap below the HR count forces the back-off (1536 → 1408 → …).
+    for (ty, cap) in [
+        (PipelineType::P512, None),
+        (PipelineType::P1024, None),
+        (PipelineType::Cascade1024, None),
+        (PipelineType::Cascade1536, Some(200)),
+    ] {
         let steps = SamplerOverrides {
             steps: Some(3),
             ..Default::default()
@@ -102,6 +108,7 @@ fn demo_pipeline_runs_every_path() {
             sparse_structure: steps.clone(),
             shape_slat: steps.clone(),
             tex_slat: steps,
+            max_num_tokens: cap.unwrap_or(t2_models::pipeline::MAX_NUM_TOKENS),
             ..Default::default()
         };
         let t0 = std::time::Instant::now();
