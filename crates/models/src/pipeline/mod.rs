@@ -458,7 +458,7 @@ impl Trellis2Pipeline {
             Some(t) => t,
             None => self.default_pipeline_type()?,
         };
-        let mut rng = TorchGenerator::manual_seed(opts.seed);
+        let mut rng = TorchGenerator::with_kernel(opts.seed, opts.noise_kernel);
         let cond_512 = self.get_cond(image, 512)?;
         let cond_1024 = if ty.needs_cond_1024() {
             Some(self.get_cond(image, 1024)?)

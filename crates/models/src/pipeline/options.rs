@@ -10,6 +10,7 @@ use crate::config::SamplerParams;
 use crate::decoders::Subdivision;
 use crate::error::{ModelError, Result};
 use crate::nn::Precision;
+use crate::rng::NormalKernel;
 
 use super::MAX_NUM_TOKENS;
 
@@ -155,6 +156,8 @@ pub struct RunOptions {
     pub shape_slat: SamplerOverrides,
     pub tex_slat: SamplerOverrides,
     pub max_num_tokens: usize,
+    /// Which build of PyTorch's Box–Muller to reproduce (AVX2: the reference's GPU hosts).
+    pub noise_kernel: NormalKernel,
 }
 
 impl Default for RunOptions {
@@ -166,6 +169,7 @@ impl Default for RunOptions {
             shape_slat: SamplerOverrides::default(),
             tex_slat: SamplerOverrides::default(),
             max_num_tokens: MAX_NUM_TOKENS,
+            noise_kernel: NormalKernel::Avx2,
         }
     }
 }
