@@ -26,6 +26,7 @@
 //! every warning (so a truncated file decodes with grey rows) and has no progress monitor,
 //! needed here to bound the work a progressive file can demand.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_ulong, c_void};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -99,9 +100,10 @@ fn guarded<T>(work: impl FnOnce() -> Result<T, ImageError>) -> Result<T, ImageEr
 }
 
 /// What a decode needs to know from inside libjpeg's callbacks (`client_data`).
+/// Only ever accessed through shared references (a `Cell`), from Rust and from callbacks.
 struct Session {
     /// Set once every scanline is out: from then on, running out of data is tolerated.
-    tolerate_eof: bool,
+    tolerate_eof: Cell<bool>,
 }
 
 fn session(cinfo: &Common) -> &Session {
@@ -140,7 +142,7 @@ extern "C-unwind" fn emit_message(cinfo: &mut Common, level: c_int) {
         return;
     }
     let code = unsafe { (*cinfo.err).msg_code };
-    if code == ffi::JWRN_JPEG_EOF && !session(cinfo).tolerate_eof {
+    if code == ffi::JWRN_JPEG_EOF && !session(cinfo).tolerate_eof.get() {
         resume_unwind(Box::new(Stop::Truncated));
     }
     // Other warnings (corrupt entropy data, extraneous bytes) leave a decodable image, which
@@ -184,13 +186,13 @@ impl<'a> Decoder<'a> {
         let mut progress: Box<ffi::jpeg_progress_mgr> =
             Box::new(unsafe { MaybeUninit::zeroed().assume_init() });
         progress.progress_monitor = Some(progress_monitor);
-        let mut session = Box::new(Session {
-            tolerate_eof: false,
+        let session = Box::new(Session {
+            tolerate_eof: Cell::new(false),
         });
         let mut cinfo: Box<ffi::jpeg_decompress_struct> =
             Box::new(unsafe { MaybeUninit::zeroed().assume_init() });
         cinfo.common.err = &mut *err;
-        cinfo.common.client_data = (&mut *session as *mut Session).cast::<c_void>();
+        cinfo.common.client_data = (&*session as *const Session).cast_mut().cast::<c_void>();
         let mut dec = Decoder {
             cinfo,
             _err: err,
@@ -275,7 +277,7 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<PilImage, ImageErr
                 return Err(corrupt("decoder stopped before the last row"));
             }
         }
-        dec.session.tolerate_eof = true;
+        dec.session.tolerate_eof.set(true);
         // SAFETY: all scanlines read; this consumes the rest up to EOI. Fatal errors in what
         // follows the last scan still fail, as they do in Pillow.
         unsafe { ffi::jpeg_finish_decompress(&mut dec.cinfo) };

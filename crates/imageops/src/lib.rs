@@ -5,7 +5,8 @@
 //! written by Pillow itself (`tests/fixtures/make_fixtures.py`).
 //!
 //! - [`decode_with_limits`] / [`decode_pil_with_limits`]: PNG, JPEG, WebP, limits checked from
-//!   the header before decoding.
+//!   the header before decoding. JPEG goes through libjpeg-turbo's decoder (vendored C, built
+//!   with `cc`) with Pillow's settings, so its pixels are Pillow's too.
 //! - [`resize_rgb`], [`resize_rgba`], [`resize_luma`], …: Pillow's `Image.resize`.
 //! - [`prepare`]: S0 steps 1–2 (real alpha? ≤ 1024 px LANCZOS downscale, convert).
 //! - [`crop_premultiply`]: S0 steps 4–5 (square crop around alpha > 0.8·255, premultiply).

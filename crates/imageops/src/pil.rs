@@ -36,7 +36,7 @@ pub enum PilImage {
     Rgb(RgbImage),
     /// Mode `RGBA` (also 16-bit RGBA and 16-bit grey+alpha PNGs, as Pillow opens them).
     Rgba(RgbaImage),
-    /// Mode `CMYK` (CMYK JPEG).
+    /// Mode `CMYK` (4-component JPEG: Adobe CMYK, or YCCK converted to CMYK by libjpeg).
     Cmyk(CmykImage),
 }
 
