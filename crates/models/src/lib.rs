@@ -10,6 +10,8 @@
 //!   [`rng::TorchGenerator`] threaded through the sampling stages in the reference's order;
 //!   a progress callback sees every sampler step and can cancel between steps.
 //! - [`demo::write_demo_models`]: a tiny random-weight model set in the real layout.
+//! - [`random::write_full_size`]: the real model set's files at full size with random weights,
+//!   and [`random::shape`], voxelised analytic shapes that fix the sparse structure in benchmarks.
 //! - The networks on their own: [`dinov3::Dinov3`], [`dit`], [`decoders`], with probes that
 //!   expose intermediates under the reference's module paths.
 //!
@@ -25,6 +27,7 @@ pub mod dit;
 pub mod error;
 pub mod nn;
 pub mod pipeline;
+pub mod random;
 pub mod rng;
 pub mod sampler;
 

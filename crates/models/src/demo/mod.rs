@@ -24,6 +24,7 @@ use crate::decoders::{ScVaeDecoder, SparseStructureDecoder, Subdivide, occupied_
 use crate::error::{ModelError, Result};
 use crate::nn::Precision;
 use crate::pipeline::{FlowRes, LoadOptions, SamplerOverrides, Trellis2Pipeline};
+use crate::random::spec;
 use crate::rng::TorchGenerator;
 use weights::Checkpoint;
 
@@ -77,7 +78,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| ModelError::io(path, e))
 }
 
-fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+pub(crate) fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(v).expect("serialisable");
     write(path, text.as_bytes())
 }
@@ -162,7 +163,7 @@ fn threshold_for_top(v: &[f32], k: usize) -> Result<f32> {
 }
 
 /// The demo pipeline.json (real format, real sampler values and normalisation).
-fn pipeline_json() -> serde_json::Value {
+pub(crate) fn pipeline_json() -> serde_json::Value {
     let sampler = |rr: f64, gs: f64, gi: [f64; 2], r: f64| {
         json!({"name": "FlowEulerGuidanceIntervalSampler", "args": {"sigma_min": 1e-5},
                "params": {"steps": 12, "guidance_strength": gs, "guidance_rescale": rr,
@@ -213,7 +214,7 @@ pub fn write_demo_models(out: &Path, seed: u64) -> Result<DemoModels> {
     write_json(&out.join(DINOV3).join("config.json"), &dino_cfg)?;
     write(
         &out.join(DINOV3).join("model.safetensors"),
-        &weights::dinov3(&dcfg, &mut g).to_bytes()?,
+        &Checkpoint::from_spec(&spec::dinov3(&dcfg), &mut g).to_bytes()?,
     )?;
 
     for (rel, res, i, o, name) in [
@@ -225,7 +226,8 @@ pub fn write_demo_models(out: &Path, seed: u64) -> Result<DemoModels> {
     ] {
         let args = flow_args(res, i, o);
         let cfg: FlowConfig = parse(&args);
-        write_ckpt(out, rel, name, &args, &weights::flow(&cfg, &mut g))?;
+        let ck = Checkpoint::from_spec(&spec::flow(&cfg), &mut g);
+        write_ckpt(out, rel, name, &args, &ck)?;
     }
 
     // SS decoder: 8³ latent, three upsamplings → 64³ logits (the real one: 16³, two).
@@ -233,11 +235,13 @@ pub fn write_demo_models(out: &Path, seed: u64) -> Result<DemoModels> {
         "channels": [32, 16, 8, 8], "num_res_blocks_middle": 1, "norm_type": "layer",
         "use_fp16": true});
     let ss_cfg: SsDecoderConfig = parse(&ss_args);
-    let mut ss_ck = weights::ss_decoder(&ss_cfg, &mut g);
+    let mut ss_ck = Checkpoint::from_spec(&spec::ss_decoder(&ss_cfg), &mut g);
     let shape_args = sc_vae_args(true);
-    let mut shape_ck = weights::sc_vae(&parse::<ScVaeDecoderConfig>(&shape_args), 7, &mut g);
+    let shape_spec = spec::sc_vae(&parse::<ScVaeDecoderConfig>(&shape_args), 7);
+    let mut shape_ck = Checkpoint::from_spec(&shape_spec, &mut g);
     let tex_args = sc_vae_args(false);
-    let tex_ck = weights::sc_vae(&parse::<ScVaeDecoderConfig>(&tex_args), 6, &mut g);
+    let tex_spec = spec::sc_vae(&parse::<ScVaeDecoderConfig>(&tex_args), 6);
+    let tex_ck = Checkpoint::from_spec(&tex_spec, &mut g);
     write_ckpt(out, TEX_DECODER, ScVaeDecoder::UNET, &tex_args, &tex_ck)?;
 
     // Calibration (CPU, reference precision) on a real pipeline pass over `demo_image`: the SS
