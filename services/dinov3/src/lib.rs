@@ -2,11 +2,16 @@
 //!
 //! [`FeatureExtractor`] is the service as a trait; [`GrpcAdapter`] serves it (each feature map
 //! streamed as a header then 1 MiB chunks), [`RemoteFeatureExtractor`] calls a remote one through
-//! the same trait. The compute arrives from `t2-models`; until then [`NotBuilt`] answers
-//! UNIMPLEMENTED and keeps health NOT_SERVING.
+//! the same trait. The compute is [`compute::Dinov3Service`] (DINOv3 of `t2-models`);
+//! [`NotBuilt`] is the stand-in of a gateway configured without compute (UNIMPLEMENTED,
+//! health NOT_SERVING).
+
+pub mod compute;
+pub mod shared;
 
 use std::sync::Arc;
 
+pub use compute::Dinov3Service;
 use t2_proto::common::v1::{Dtype, GetInfoRequest, Image, ServiceInfo, TensorHeader};
 use t2_proto::dinov3::v1::dinov3_client::Dinov3Client;
 use t2_proto::dinov3::v1::dinov3_server::{self, Dinov3Server};
@@ -212,7 +217,14 @@ impl FeatureExtractor for RemoteFeatureExtractor {
             image: Some(image),
             resolutions,
         };
-        let mut stream = self.client.clone().features(req).await?.into_inner();
+        let upstream = |s| shared::upstream::from_status(SERVICE, s);
+        let mut stream = self
+            .client
+            .clone()
+            .features(req)
+            .await
+            .map_err(upstream)?
+            .into_inner();
         let mut maps = Vec::new();
         let mut current: Option<(TensorHeader, t2_proto::chunk::Assembler)> = None;
         let mut finish = |cur: Option<(TensorHeader, t2_proto::chunk::Assembler)>| {
@@ -230,7 +242,7 @@ impl FeatureExtractor for RemoteFeatureExtractor {
             }
             Ok::<_, ServiceError>(())
         };
-        while let Some(msg) = stream.message().await? {
+        while let Some(msg) = stream.message().await.map_err(upstream)? {
             match msg.part {
                 Some(Part::Header(h)) => {
                     let a =

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use t2_svc_dinov3::shared::model_dir;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,21 +28,18 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.models != "demo" && !std::path::Path::new(&args.models).is_dir() {
-        anyhow::bail!(
-            "--models must be `demo` or a model directory; {:?} is neither",
-            args.models
-        );
-    }
     let _telemetry = t2_telemetry::init_from_env("trellis2-dinov3")?;
+    let models = model_dir::resolve(&args.models, &model_dir::default_demo_dir())?;
+    let device = t2_tensor::Device::from_env().context("TRELLIS2_DEVICE")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to learn the port.
     println!("listening on {addr}");
-    tracing::info!(%addr, models = %args.models, "trellis2-dinov3 starting");
-    let imp: Arc<dyn t2_svc_dinov3::FeatureExtractor> = Arc::new(t2_svc_dinov3::NotBuilt);
+    tracing::info!(%addr, models = %models.display(), %device, "trellis2-dinov3 starting");
+    let imp: Arc<dyn t2_svc_dinov3::FeatureExtractor> =
+        t2_svc_dinov3::Dinov3Service::start(&models, device);
     t2_svc_dinov3::serve(imp, listener, t2_proto::server::shutdown_signal()).await?;
     Ok(())
 }

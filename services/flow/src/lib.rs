@@ -3,11 +3,16 @@
 //!
 //! [`FlowSampler`] is the service as a trait; [`GrpcAdapter`] serves it (progress streamed,
 //! then one `Latents` message), [`RemoteFlowSampler`] calls a remote one through the same trait.
-//! The compute arrives from `t2-models`; until then [`NotBuilt`] answers UNIMPLEMENTED.
+//! The compute is [`compute::FlowService`] (the `t2-models` pipeline stages); [`NotBuilt`] is
+//! the stand-in of a gateway configured without compute (UNIMPLEMENTED).
 
+pub mod compute;
 pub mod params;
+pub mod shared;
 
 use std::sync::Arc;
+
+pub use compute::{FlowModels, FlowService};
 
 use t2_proto::common::v1::{GetInfoRequest, Latents, Progress, ServiceInfo};
 use t2_proto::flow::v1::flow_client::FlowClient;
@@ -158,8 +163,15 @@ impl FlowSampler for RemoteFlowSampler {
         request: GenerateRequest,
         progress: ProgressSink,
     ) -> Result<Latents, ServiceError> {
-        let mut stream = self.client.clone().generate(request).await?.into_inner();
-        while let Some(msg) = stream.message().await? {
+        let upstream = |s| shared::upstream::from_status(SERVICE, s);
+        let mut stream = self
+            .client
+            .clone()
+            .generate(request)
+            .await
+            .map_err(upstream)?
+            .into_inner();
+        while let Some(msg) = stream.message().await.map_err(upstream)? {
             match msg.event {
                 Some(Event::Progress(p)) => progress.send(p),
                 Some(Event::Latents(l)) => return Ok(l),

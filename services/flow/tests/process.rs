@@ -1,5 +1,6 @@
 //! Starts the real `trellis2-flow` binary on a loopback port and checks its gRPC surface: health
-//! NOT_SERVING (no models in this build), reflection, and UNIMPLEMENTED (never fake output).
+//! NOT_SERVING until its models (the demo set) are loaded, then SERVING; reflection; and
+//! typed INVALID_ARGUMENTs for requests its models cannot take.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,9 +20,39 @@ impl Drop for Proc {
     }
 }
 
+/// One demo model set per test binary.
+fn demo() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("t2-svc-process-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        t2_svc_flow::shared::model_dir::write_demo_set(&d).unwrap();
+        d
+    })
+}
+
+async fn wait_serving(channel: &tonic::transport::Channel) {
+    for _ in 0..300 {
+        let status = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: t2_proto::service_names::FLOW.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        if status == ServingStatus::Serving {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("never SERVING");
+}
+
 fn start() -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trellis2-flow"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--models"])
+        .arg(demo())
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -40,7 +71,7 @@ fn start() -> (Proc, String) {
 }
 
 #[tokio::test]
-async fn binary_serves_health_reflection_and_unimplemented() {
+async fn binary_serves_health_reflection_and_typed_errors() {
     let (_proc, url) = start();
     let channel = tonic::transport::Endpoint::from_shared(url)
         .unwrap()
@@ -48,15 +79,7 @@ async fn binary_serves_health_reflection_and_unimplemented() {
         .await
         .unwrap();
 
-    let status = HealthClient::new(channel.clone())
-        .check(HealthCheckRequest {
-            service: t2_proto::service_names::FLOW.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status();
-    assert_eq!(status, ServingStatus::NotServing);
+    wait_serving(&channel).await;
 
     let mut client = FlowClient::new(channel.clone());
     let info = client
@@ -64,8 +87,8 @@ async fn binary_serves_health_reflection_and_unimplemented() {
         .await
         .unwrap()
         .into_inner();
-    assert!(!info.ready);
-    assert!(info.detail.contains("not built"), "{}", info.detail);
+    assert!(info.ready, "{info:?}");
+    assert!(info.load_time_seconds > 0.0, "{info:?}");
 
     let cond = t2_proto::tensor::dense_f32(&[1, 2, 4], &[0.0; 8]);
     let valid = GenerateRequest {
@@ -80,8 +103,8 @@ async fn binary_serves_health_reflection_and_unimplemented() {
         Err(e) => e,
         Ok(r) => r.into_inner().message().await.unwrap_err(),
     };
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
-    assert!(err.message().contains("not built"), "{}", err.message());
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("cond_channels"), "{}", err.message());
 
     let err = client
         .generate(GenerateRequest {

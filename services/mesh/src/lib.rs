@@ -3,12 +3,17 @@
 //!
 //! [`MeshExtractor`] is the service as a trait; [`GrpcAdapter`] serves it (progress events, then
 //! each artifact as a header and 1 MiB chunks, then stats), [`RemoteMeshExtractor`] calls a
-//! remote one through the same trait. The compute arrives from `t2-mesh`/`t2-models`; until then
-//! [`NotBuilt`] answers UNIMPLEMENTED.
+//! remote one through the same trait. The compute is [`compute::MeshService`] (`t2-models`
+//! decoders + `t2-mesh`); [`NotBuilt`] is the stand-in of a gateway configured without compute
+//! (UNIMPLEMENTED).
+
+pub mod compute;
+pub mod shared;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+pub use compute::{MeshModels, MeshService, PreviewSettings};
 use t2_proto::common::v1::{GetInfoRequest, Progress, ServiceInfo};
 use t2_proto::limits::MAX_MESSAGE_BYTES;
 use t2_proto::mesh::v1::extract_response::Event;
@@ -31,8 +36,9 @@ pub const MAX_DECIMATION_TARGET: u32 = 20_000_000;
 pub const DEFAULT_DECIMATION_TARGET: u32 = 1_000_000;
 pub const TEXTURE_SIZES: [u32; 4] = [512, 1024, 2048, 4096];
 pub const DEFAULT_TEXTURE_SIZE: u32 = 4096;
-/// Narrow-band width and projection weight of the remesh, in voxels / as a blend factor.
-pub const REMESH_BAND: std::ops::RangeInclusive<f32> = 0.0..=8.0;
+/// Narrow-band width and projection weight of the remesh, in voxels / as a blend factor. The
+/// band must be positive (a zero band is the surface itself: nothing to contour).
+pub const REMESH_BAND: std::ops::RangeInclusive<f32> = 0.01..=8.0;
 pub const REMESH_PROJECT: std::ops::RangeInclusive<f32> = 0.0..=1.0;
 
 /// One produced file.
@@ -265,7 +271,14 @@ impl MeshExtractor for RemoteMeshExtractor {
         request: ExtractRequest,
         progress: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError> {
-        let mut stream = self.client.clone().extract(request).await?.into_inner();
+        let upstream = |s| shared::upstream::from_status(SERVICE, s);
+        let mut stream = self
+            .client
+            .clone()
+            .extract(request)
+            .await
+            .map_err(upstream)?
+            .into_inner();
         let mut artifacts = Vec::new();
         let mut current: Option<(ArtifactHeader, t2_proto::chunk::Assembler)> = None;
         let finish = |cur: Option<(ArtifactHeader, t2_proto::chunk::Assembler)>,
@@ -279,7 +292,7 @@ impl MeshExtractor for RemoteMeshExtractor {
             }
             Ok::<_, ServiceError>(())
         };
-        while let Some(msg) = stream.message().await? {
+        while let Some(msg) = stream.message().await.map_err(upstream)? {
             match msg.event {
                 Some(Event::Progress(p)) => progress.send(p),
                 Some(Event::Artifact(h)) => {

@@ -2,12 +2,16 @@
 //!
 //! [`BackgroundRemover`] is the service as a Rust trait; [`GrpcAdapter`] serves any implementation
 //! over tonic, [`RemoteBackgroundRemover`] calls a remote one through the same trait, so the
-//! gateway orchestrates in-process and networked meshes with one code path. The compute lives in
-//! other crates (`t2-birefnet`, `t2-imageops`); until one is plugged in, [`NotBuilt`] answers
-//! every call with UNIMPLEMENTED and keeps health NOT_SERVING.
+//! gateway orchestrates in-process and networked meshes with one code path. The compute is
+//! [`compute::RmbgService`] (`t2-birefnet` + `t2-imageops`); [`NotBuilt`] is the stand-in of a
+//! gateway configured without compute (every call UNIMPLEMENTED, health NOT_SERVING).
+
+pub mod compute;
+pub mod shared;
 
 use std::sync::Arc;
 
+pub use compute::RmbgService;
 use t2_proto::common::v1::{GetInfoRequest, Image, ServiceInfo};
 use t2_proto::limits::MAX_MESSAGE_BYTES;
 use t2_proto::rmbg::v1::background_removal_client::BackgroundRemovalClient;
@@ -144,11 +148,11 @@ impl BackgroundRemover for RemoteBackgroundRemover {
         image: Image,
     ) -> Result<RemoveBackgroundResponse, ServiceError> {
         let req = RemoveBackgroundRequest { image: Some(image) };
-        Ok(self
-            .client
+        self.client
             .clone()
             .remove_background(req)
-            .await?
-            .into_inner())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| shared::upstream::from_status(SERVICE, s))
     }
 }

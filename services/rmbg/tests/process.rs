@@ -1,12 +1,17 @@
-//! Starts the real `trellis2-rmbg` binary on a loopback port and checks its gRPC surface: health
-//! NOT_SERVING (no models in this build), reflection, and UNIMPLEMENTED (never fake output).
+//! Starts the real `trellis2-rmbg` binary on a loopback port and checks its gRPC surface:
+//! health NOT_SERVING until the model is loaded then SERVING, reflection, a real cut-out, clear
+//! INVALID_ARGUMENTs, and a wrong model file named in `GetInfo` while health stays NOT_SERVING.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use t2_proto::common::v1::{GetInfoRequest, Image};
 use t2_proto::rmbg::v1::RemoveBackgroundRequest;
 use t2_proto::rmbg::v1::background_removal_client::BackgroundRemovalClient;
+use t2_svc_rmbg::shared::model_dir::RMBG_ONNX;
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -19,9 +24,21 @@ impl Drop for Proc {
     }
 }
 
-fn start() -> (Proc, String) {
+fn model_dir(onnx: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(RMBG_ONNX);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/birefnet/tests/fixtures")
+        .join(onnx);
+    std::fs::copy(src, &p).unwrap();
+    d
+}
+
+fn start(models: &Path) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trellis2-rmbg"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--provider", "cpu", "--models"])
+        .arg(models)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -39,24 +56,36 @@ fn start() -> (Proc, String) {
     (Proc(child), format!("http://{addr}"))
 }
 
-#[tokio::test]
-async fn binary_serves_health_reflection_and_unimplemented() {
-    let (_proc, url) = start();
-    let channel = tonic::transport::Endpoint::from_shared(url)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-
-    let status = HealthClient::new(channel.clone())
+async fn health(channel: &Channel) -> ServingStatus {
+    HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
             service: t2_proto::service_names::RMBG.into(),
         })
         .await
         .unwrap()
         .into_inner()
-        .status();
-    assert_eq!(status, ServingStatus::NotServing);
+        .status()
+}
+
+#[tokio::test]
+async fn binary_turns_serving_once_loaded_and_cuts_out() {
+    let dir = model_dir("rmbg_fixture.onnx");
+    let (_proc, url) = start(dir.path());
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // Health follows readiness within READINESS_POLL.
+    let mut status = health(&channel).await;
+    for _ in 0..100 {
+        if status == ServingStatus::Serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = health(&channel).await;
+    }
+    assert_eq!(status, ServingStatus::Serving);
 
     let mut client = BackgroundRemovalClient::new(channel.clone());
     let info = client
@@ -64,8 +93,37 @@ async fn binary_serves_health_reflection_and_unimplemented() {
         .await
         .unwrap()
         .into_inner();
-    assert!(!info.ready);
-    assert!(info.detail.contains("not built"), "{}", info.detail);
+    assert!(info.ready, "{info:?}");
+    assert!(info.load_time_seconds > 0.0, "{info:?}");
+
+    let mut png = Vec::new();
+    image::RgbImage::from_fn(40, 30, |x, _| {
+        if (10..30).contains(&x) {
+            [230, 20, 20].into()
+        } else {
+            [240, 240, 240].into()
+        }
+    })
+    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    .unwrap();
+    let out = client
+        .remove_background(RemoveBackgroundRequest {
+            image: Some(Image {
+                data: png.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!out.kept_input_alpha);
+    assert_eq!(
+        (
+            out.cutout.unwrap().width,
+            out.crop.unwrap().media_type.as_str()
+        ),
+        (40, "image/png")
+    );
 
     let err = client
         .remove_background(RemoveBackgroundRequest {
@@ -76,9 +134,12 @@ async fn binary_serves_health_reflection_and_unimplemented() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
-    assert!(err.message().contains("not built"), "{}", err.message());
-
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("unsupported image format"),
+        "{}",
+        err.message()
+    );
     let err = client
         .remove_background(RemoveBackgroundRequest { image: None })
         .await
@@ -96,4 +157,40 @@ async fn binary_serves_health_reflection_and_unimplemented() {
         services.contains(&"grpc.health.v1.Health".to_string()),
         "{services:?}"
     );
+}
+
+#[tokio::test]
+async fn a_wrong_model_file_keeps_it_not_serving_and_says_why() {
+    let dir = model_dir("rmbg_wrong_size.onnx");
+    let (_proc, url) = start(dir.path());
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = BackgroundRemovalClient::new(channel.clone());
+    let mut info = client
+        .get_info(GetInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..100 {
+        if info.detail.contains("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        info = client
+            .get_info(GetInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+    }
+    assert!(!info.ready);
+    assert!(
+        info.detail.contains(RMBG_ONNX) && info.detail.contains("1024"),
+        "names the file and what was expected: {}",
+        info.detail
+    );
+    tokio::time::sleep(t2_proto::server::READINESS_POLL * 2).await;
+    assert_eq!(health(&channel).await, ServingStatus::NotServing);
 }
