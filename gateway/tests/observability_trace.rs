@@ -110,9 +110,14 @@ fn start(bin: &Path, args: &[&str], collector: &str, data: &Path) -> (Proc, Stri
         .env_remove("OTEL_TRACES_EXPORTER")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env("RUST_LOG", "warn")
-        // Never touch a GPU from this test; demo models under the test's folder.
+        // Never touch a GPU from this test. The demo models are written once under the
+        // target dir (the services start one after another, so never two writers at once).
         .env("TRELLIS2_DEVICE", "cpu")
-        .env("XDG_CACHE_HOME", data.join("cache"))
+        .env(
+            "TRELLIS2_DEMO_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("trellis2-demo-models"),
+        )
+        .env("TRELLIS2_DATA", data)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
