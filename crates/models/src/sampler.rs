@@ -26,6 +26,15 @@ pub enum Cond {
 /// `float32(1000·t)`), with the positive or negative condition.
 pub trait VelocityModel {
     fn velocity(&mut self, x_t: &[f32], t: f32, cond: Cond) -> Result<Vec<f32>>;
+
+    /// The CFG pair `(positive, negative)` at the same `x_t` and `t`. The reference runs two
+    /// separate forwards; a model may batch them into one (same values per row).
+    fn velocity_pair(&mut self, x_t: &[f32], t: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((
+            self.velocity(x_t, t, Cond::Positive)?,
+            self.velocity(x_t, t, Cond::Negative)?,
+        ))
+    }
 }
 
 /// How the CFG rescale measures the spread of a latent.
@@ -204,8 +213,11 @@ impl FlowEulerGuidanceIntervalSampler {
         if gs == 0.0 {
             return call(Cond::Negative, trace);
         }
-        let pos = call(Cond::Positive, trace.as_deref_mut())?;
-        let neg = call(Cond::Negative, trace.as_deref_mut())?;
+        if let Some(tr) = trace.as_deref_mut() {
+            tr.calls.push((index, t_model, Cond::Positive));
+            tr.calls.push((index, t_model, Cond::Negative));
+        }
+        let (pos, neg) = model.velocity_pair(x, t_model)?;
         if pos.len() != x.len() || neg.len() != x.len() {
             return Err(ModelError::invalid(
                 "model output size differs from the latent",

@@ -37,10 +37,17 @@ impl AttnDims {
     fn scale(&self) -> f32 {
         1.0 / (self.head_dim as f32).sqrt()
     }
-    /// `[N, C]` → `[1, N, H, D]` (free).
+    /// `[N, C]` → `[1, N, H, D]`, `[B, N, C]` → `[B, N, H, D]` (free).
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let n = x.numel() / self.channels;
-        Ok(x.reshape(&[1, n, self.heads, self.head_dim])?)
+        let b = if x.rank() == 3 { x.dim(0) } else { 1 };
+        let n = x.numel() / self.channels / b;
+        Ok(x.reshape(&[b, n, self.heads, self.head_dim])?)
+    }
+    /// `[B, N, H, D]` back to the token layout of `like` (`[N, C]` or `[B, N, C]`).
+    fn merge_heads(&self, h: &Tensor, like: &Tensor) -> Result<Tensor> {
+        let mut shape = like.shape().to_vec();
+        *shape.last_mut().expect("rank ≥ 1") = self.channels;
+        Ok(h.reshape(&shape)?)
     }
 }
 
@@ -118,10 +125,27 @@ impl SelfAttention {
             k = ops::rope_interleaved(&k, &rope.cos, &rope.sin)?;
         }
         let h = ops::attention(&q, &k, &v, self.dims.scale())?;
-        let h = h.reshape(&[h.numel() / c, c])?;
+        let h = self.dims.merge_heads(&h, x)?;
         tap(probe, &format!("pre:{name}.to_out"), &h);
         self.to_out.forward(&h)
     }
+}
+
+/// The cross-attention keys (RMS-normed) and values of the condition tokens, `[B, L, H, D]`
+/// each: constant across sampler steps, so they are computed once per sampling run.
+#[derive(Clone, Debug)]
+pub(crate) struct CrossKv {
+    pub k: Tensor,
+    pub v: Tensor,
+}
+
+/// Where a block's cross-attention gets its keys and values.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Context<'a> {
+    /// Condition tokens `[1, L, Cc]` (projected in the block, as the reference does).
+    Tokens(&'a Tensor),
+    /// Precomputed by `CrossAttention::kv` (batch of the tokens).
+    Cached(&'a CrossKv),
 }
 
 /// Cross-attention from the tokens to the condition tokens (no RoPE).
@@ -183,24 +207,39 @@ impl CrossAttention {
         })
     }
 
-    /// `x [N, C]`, `cond [1, L, Cc]` → `[N, C]`.
-    fn forward(&self, x: &Tensor, cond: &Tensor, name: &str, probe: &mut Probe) -> Result<Tensor> {
+    /// Keys and values of condition tokens `cond [B, L, Cc]`.
+    fn kv(&self, cond: &Tensor, name: &str, probe: &mut Probe) -> Result<CrossKv> {
         let c = self.dims.channels;
-        let q = self.to_q.forward(x)?;
-        tap(probe, &format!("{name}.to_q"), &q);
-        let kv = self.to_kv.forward(cond)?; // [1, L, 2C], k | v
+        let kv = self.to_kv.forward(cond)?; // [B, L, 2C], k | v
         tap(probe, &format!("{name}.to_kv"), &kv);
-        let mut q = self.dims.split_heads(&q)?;
         let mut k = self.dims.split_heads(&cols(&kv, 0, c)?)?;
         let v = self.dims.split_heads(&cols(&kv, c, c)?)?;
-        if let Some((qn, kn)) = &self.norms {
-            q = qn.forward(&q)?;
+        if let Some((_, kn)) = &self.norms {
             k = kn.forward(&k)?;
-            tap(probe, &format!("{name}.q_rms_norm"), &q);
             tap(probe, &format!("{name}.k_rms_norm"), &k);
         }
-        let h = ops::attention(&q, &k, &v, self.dims.scale())?;
-        let h = h.reshape(&[h.numel() / c, c])?;
+        Ok(CrossKv { k, v })
+    }
+
+    /// `x [N, C]` (or `[B, N, C]`) with the condition's keys and values → same shape.
+    fn forward(&self, x: &Tensor, ctx: Context, name: &str, probe: &mut Probe) -> Result<Tensor> {
+        let q = self.to_q.forward(x)?;
+        tap(probe, &format!("{name}.to_q"), &q);
+        let computed;
+        let kv = match ctx {
+            Context::Tokens(cond) => {
+                computed = self.kv(cond, name, probe)?;
+                &computed
+            }
+            Context::Cached(kv) => kv,
+        };
+        let mut q = self.dims.split_heads(&q)?;
+        if let Some((qn, _)) = &self.norms {
+            q = qn.forward(&q)?;
+            tap(probe, &format!("{name}.q_rms_norm"), &q);
+        }
+        let h = ops::attention(&q, &kv.k, &kv.v, self.dims.scale())?;
+        let h = self.dims.merge_heads(&h, x)?;
         tap(probe, &format!("pre:{name}.to_out"), &h);
         self.to_out.forward(&h)
     }
@@ -299,12 +338,18 @@ impl ModulatedCrossBlock {
         })
     }
 
-    /// `x [N, C]` and `mod_ [6C]` in the block dtype, `cond [1, L, Cc]` in the block dtype.
+    /// The cross-attention keys and values of `cond [B, L, Cc]` (block dtype) for this block.
+    pub fn cross_kv(&self, cond: &Tensor) -> Result<CrossKv> {
+        self.cross_attn.kv(cond, "", &mut None)
+    }
+
+    /// `x [N, C]` (or `[B, N, C]`, one sequence per condition) and `mod_ [6C]` in the block
+    /// dtype; the condition as tokens `[1, L, Cc]` in the block dtype or as cached keys/values.
     pub fn forward(
         &self,
         x: &Tensor,
         mod_: &Tensor,
-        cond: &Tensor,
+        ctx: Context,
         rope: &RopeTables,
         name: &str,
         probe: &mut Probe,
@@ -331,7 +376,7 @@ impl ModulatedCrossBlock {
         tap(probe, &format!("{name}.norm2"), &h);
         let h = self
             .cross_attn
-            .forward(&h, cond, &format!("{name}.cross_attn"), probe)?;
+            .forward(&h, ctx, &format!("{name}.cross_attn"), probe)?;
         tap(probe, &format!("{name}.cross_attn"), &h);
         let x = ops::add(&x, &h)?;
         let h = self.norm3.forward(&x)?;

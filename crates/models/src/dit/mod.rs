@@ -14,7 +14,7 @@ pub use ss_flow::SparseStructureFlowModel;
 
 use t2_tensor::{DType, Device, Tensor, Weights, ops};
 
-use self::block::{AttnDims, BlockSpec, ModulatedCrossBlock};
+use self::block::{AttnDims, BlockSpec, Context, CrossKv, ModulatedCrossBlock};
 use self::rope::{RopeFreqs, RopeTables};
 use crate::config::FlowConfig;
 use crate::error::{ModelError, Result};
@@ -170,6 +170,65 @@ impl FlowTransformer {
         cond: &Tensor,
         probe: &mut Probe,
     ) -> Result<Tensor> {
+        self.run(tokens, rope, t, 1, |_| Context::Tokens(cond), probe)
+    }
+
+    /// The cross-attention keys and values of every block for the conditions `conds` (each
+    /// `[1, L, Cc]` from `prepare_cond`), stacked as a batch: they are the same at every
+    /// sampler step, so a sampling run computes them once (the reference recomputes them).
+    pub fn cross_kv(&self, conds: &[&Tensor]) -> Result<CrossKvCache> {
+        let cond = match conds {
+            [one] => (*one).clone(),
+            many => ops::cat(many, 0)?,
+        };
+        Ok(CrossKvCache {
+            batch: conds.len(),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| b.cross_kv(&cond))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// `forward` for every condition of `kv` at once: the same `tokens [N, in]` against each
+    /// condition as one batch (the CFG pair in one pass) → `[B·N, out_channels]` f32, rows of
+    /// condition 0 first. Per row it computes exactly what `forward` does.
+    pub fn forward_cached(
+        &self,
+        tokens: &Tensor,
+        rope: &RopeTables,
+        t: f32,
+        kv: &CrossKvCache,
+    ) -> Result<Tensor> {
+        if kv.blocks.len() != self.blocks.len() {
+            return Err(ModelError::invalid(format!(
+                "cross-attention cache of {} blocks for a model of {}",
+                kv.blocks.len(),
+                self.blocks.len()
+            )));
+        }
+        let y = self.run(
+            tokens,
+            rope,
+            t,
+            kv.batch,
+            |i| Context::Cached(&kv.blocks[i]),
+            &mut None,
+        )?;
+        let n = y.numel() / self.cfg.out_channels;
+        Ok(y.reshape(&[n, self.cfg.out_channels])?)
+    }
+
+    fn run<'a>(
+        &self,
+        tokens: &Tensor,
+        rope: &RopeTables,
+        t: f32,
+        batch: usize,
+        ctx: impl Fn(usize) -> Context<'a>,
+        probe: &mut Probe,
+    ) -> Result<Tensor> {
         let h = self.input_layer.forward(tokens)?;
         tap(probe, "input_layer", &h);
         let t_emb = self.t_embedder.forward(t, &self.device)?;
@@ -178,13 +237,33 @@ impl FlowTransformer {
         tap(probe, "adaLN_modulation", &m);
         let m = ops::to_dtype(&m, self.block_dtype)?;
         let mut h = ops::to_dtype(&h, self.block_dtype)?;
+        if batch > 1 {
+            // One sequence per condition: the input tokens are the same for each.
+            let (n, c) = (h.dim(0), h.dim(1));
+            h = ops::cat(&vec![&h; batch], 0)?.reshape(&[batch, n, c])?;
+        }
         for (i, b) in self.blocks.iter().enumerate() {
-            h = b.forward(&h, &m, cond, rope, &format!("blocks.{i}"), probe)?;
+            h = b.forward(&h, &m, ctx(i), rope, &format!("blocks.{i}"), probe)?;
         }
         let h = LayerNorm::plain(1e-5).forward(&ops::to_dtype(&h, DType::F32)?)?;
         tap(probe, "pre:out_layer", &h);
         let y = self.out_layer.forward(&h)?;
         tap(probe, "out_layer", &y);
         Ok(y)
+    }
+}
+
+/// Per block, the cross-attention keys and values of a batch of conditions (see
+/// `FlowTransformer::cross_kv`).
+#[derive(Clone, Debug)]
+pub struct CrossKvCache {
+    batch: usize,
+    blocks: Vec<CrossKv>,
+}
+
+impl CrossKvCache {
+    /// How many conditions (sequences per forward) it holds.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 }

@@ -3,8 +3,8 @@
 
 use t2_tensor::{Device, Tensor, Weights, ops};
 
-use super::FlowTransformer;
 use super::rope::RopeTables;
+use super::{CrossKvCache, FlowTransformer};
 use crate::config::{CheckpointConfig, FlowConfig, ModelFiles};
 use crate::error::{ModelError, Result};
 use crate::nn::{Precision, Probe};
@@ -60,16 +60,27 @@ impl SLatFlowModel {
             .rope_tables(coords.iter().map(|c| [c[1], c[2], c[3]]))
     }
 
-    /// `feats [N, C]` f32 (plus `concat [N, in − C]` when given) → `[N, out]` f32.
-    pub fn forward(
+    /// The cross-attention keys and values of conditions from `prepare_cond` (see
+    /// `FlowTransformer::cross_kv`).
+    pub fn cross_kv(&self, conds: &[&Tensor]) -> Result<CrossKvCache> {
+        self.core.cross_kv(conds)
+    }
+
+    /// `forward` against every condition of `kv` in one batched pass → `[B·N, out]` f32, the
+    /// rows of condition 0 first.
+    pub fn forward_cached(
         &self,
         feats: &Tensor,
         concat: Option<&Tensor>,
         rope: &RopeTables,
         t: f32,
-        cond: &Tensor,
-        probe: &mut Probe,
+        kv: &CrossKvCache,
     ) -> Result<Tensor> {
+        let x = self.input(feats, concat, rope)?;
+        self.core.forward_cached(&x, rope, t, kv)
+    }
+
+    fn input(&self, feats: &Tensor, concat: Option<&Tensor>, rope: &RopeTables) -> Result<Tensor> {
         let x = match concat {
             Some(c) => ops::cat(&[feats, c], 1)?,
             None => feats.clone(),
@@ -82,6 +93,20 @@ impl SLatFlowModel {
                 self.core.cfg.in_channels
             )));
         }
+        Ok(x)
+    }
+
+    /// `feats [N, C]` f32 (plus `concat [N, in − C]` when given) → `[N, out]` f32.
+    pub fn forward(
+        &self,
+        feats: &Tensor,
+        concat: Option<&Tensor>,
+        rope: &RopeTables,
+        t: f32,
+        cond: &Tensor,
+        probe: &mut Probe,
+    ) -> Result<Tensor> {
+        let x = self.input(feats, concat, rope)?;
         self.core.forward(&x, rope, t, cond, probe)
     }
 }

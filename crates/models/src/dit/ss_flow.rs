@@ -2,8 +2,8 @@
 
 use t2_tensor::{Device, Tensor, Weights, ops};
 
-use super::FlowTransformer;
 use super::rope::{RopeTables, dense_grid};
+use super::{CrossKvCache, FlowTransformer};
 use crate::config::{CheckpointConfig, FlowConfig, ModelFiles};
 use crate::error::{ModelError, Result};
 use crate::nn::{Precision, Probe};
@@ -55,11 +55,10 @@ impl SparseStructureFlowModel {
         self.core.prepare_cond(cond)
     }
 
-    /// `x [1, in, R, R, R]` f32 → velocity `[1, out, R, R, R]` f32; tokens are `x·R² + y·R + z`.
-    pub fn forward(&self, x: &Tensor, t: f32, cond: &Tensor, probe: &mut Probe) -> Result<Tensor> {
+    /// The grid latent `[1, in, R, R, R]` as tokens `[R³, in]` (token `x·R² + y·R + z`).
+    fn tokens(&self, x: &Tensor) -> Result<Tensor> {
         let cfg = &self.core.cfg;
         let r = cfg.resolution;
-        let n = r * r * r;
         if x.shape() != [1, cfg.in_channels, r, r, r] {
             return Err(ModelError::invalid(format!(
                 "SS latent {:?}, expected [1, {}, {r}, {r}, {r}]",
@@ -67,9 +66,38 @@ impl SparseStructureFlowModel {
                 cfg.in_channels
             )));
         }
-        let tokens = ops::permute(&x.reshape(&[cfg.in_channels, n])?, &[1, 0])?;
-        let y = self.core.forward(&tokens, &self.rope, t, cond, probe)?;
+        Ok(ops::permute(
+            &x.reshape(&[cfg.in_channels, r * r * r])?,
+            &[1, 0],
+        )?)
+    }
+
+    /// `x [1, in, R, R, R]` f32 → velocity `[1, out, R, R, R]` f32; tokens are `x·R² + y·R + z`.
+    pub fn forward(&self, x: &Tensor, t: f32, cond: &Tensor, probe: &mut Probe) -> Result<Tensor> {
+        let cfg = &self.core.cfg;
+        let r = cfg.resolution;
+        let y = self
+            .core
+            .forward(&self.tokens(x)?, &self.rope, t, cond, probe)?;
         let y = ops::permute(&y, &[1, 0])?;
         Ok(y.reshape(&[1, cfg.out_channels, r, r, r])?)
+    }
+
+    /// The cross-attention keys and values of conditions from `prepare_cond` (see
+    /// `FlowTransformer::cross_kv`).
+    pub fn cross_kv(&self, conds: &[&Tensor]) -> Result<CrossKvCache> {
+        self.core.cross_kv(conds)
+    }
+
+    /// `forward` against every condition of `kv` in one batched pass → `[B, out, R, R, R]`.
+    pub fn forward_cached(&self, x: &Tensor, t: f32, kv: &CrossKvCache) -> Result<Tensor> {
+        let cfg = &self.core.cfg;
+        let (r, b) = (cfg.resolution, kv.batch());
+        let y = self
+            .core
+            .forward_cached(&self.tokens(x)?, &self.rope, t, kv)?;
+        let y = y.reshape(&[b, r * r * r, cfg.out_channels])?;
+        let y = ops::permute(&y, &[0, 2, 1])?;
+        Ok(y.reshape(&[b, cfg.out_channels, r, r, r])?)
     }
 }

@@ -51,6 +51,19 @@ pub struct Trellis2Pipeline {
     tex_decoder: Option<TexDecoder>,
 }
 
+/// Borrowed views of the loaded networks (`None` when not loaded).
+pub struct Networks<'a> {
+    pub image_cond: Option<&'a Dinov3>,
+    pub ss_flow: Option<&'a SparseStructureFlowModel>,
+    pub ss_decoder: Option<&'a SparseStructureDecoder>,
+    pub shape_flow_512: Option<&'a SLatFlowModel>,
+    pub shape_flow_1024: Option<&'a SLatFlowModel>,
+    pub tex_flow_512: Option<&'a SLatFlowModel>,
+    pub tex_flow_1024: Option<&'a SLatFlowModel>,
+    pub shape_decoder: Option<&'a ShapeDecoder>,
+    pub tex_decoder: Option<&'a TexDecoder>,
+}
+
 fn need<'a, T>(m: &'a Option<T>, key: &str) -> Result<&'a T> {
     m.as_ref()
         .ok_or_else(|| ModelError::NotLoaded(key.to_string()))
@@ -308,12 +321,7 @@ impl Trellis2Pipeline {
             &mut *progress,
         )?;
         let lr = denormalize(coords, z, &self.config.args.shape_slat_normalization)?;
-        let decoder = need(&self.shape_decoder, "shape_slat_decoder")?;
-        let hr_coords = decoder.upsample(
-            lr.coords.clone(),
-            &lr.tensor(&self.device)?,
-            CASCADE_UPSAMPLE_TIMES,
-        )?;
+        let hr_coords = self.cascade_upsample(&lr)?;
         let (coords, hr_res) = cascade_coords(&hr_coords, resolution, max_num_tokens);
         tracing::info!(
             tokens = coords.len(),
@@ -335,6 +343,31 @@ impl Trellis2Pipeline {
             denormalize(&coords, z, &self.config.args.shape_slat_normalization)?,
             hr_res,
         ))
+    }
+
+    /// The cascade's LR decoder pass: `shape_slat_decoder.upsample(lr, 4)`, the fine voxels on
+    /// the 512³ grid that `cascade_coords` re-quantises.
+    pub fn cascade_upsample(&self, lr: &SparseLatent) -> Result<Vec<[i32; 4]>> {
+        need(&self.shape_decoder, "shape_slat_decoder")?.upsample(
+            lr.coords.clone(),
+            &lr.tensor(&self.device)?,
+            CASCADE_UPSAMPLE_TIMES,
+        )
+    }
+
+    /// The loaded networks, for callers that drive them directly (benchmarks, parity runs).
+    pub fn networks(&self) -> Networks<'_> {
+        Networks {
+            image_cond: self.image_cond.as_ref(),
+            ss_flow: self.ss_flow.as_ref(),
+            ss_decoder: self.ss_decoder.as_ref(),
+            shape_flow_512: self.shape_flow_512.as_ref(),
+            shape_flow_1024: self.shape_flow_1024.as_ref(),
+            tex_flow_512: self.tex_flow_512.as_ref(),
+            tex_flow_1024: self.tex_flow_1024.as_ref(),
+            shape_decoder: self.shape_decoder.as_ref(),
+            tex_decoder: self.tex_decoder.as_ref(),
+        }
     }
 
     /// S4: the texture SLat on the shape latent's voxels (`concat_cond` = normalised shape).

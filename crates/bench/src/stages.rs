@@ -1,0 +1,194 @@
+//! Per-stage seconds of whole pipeline runs in benchmark mode: every network runs as in
+//! `Trellis2Pipeline::run` (full step counts, CFG, the reference's noise), but the sparse
+//! structure comes from the analytic surface instead of what random weights decode: the SS
+//! coords (after the SS decoder has run), the cascade's HR voxels (after the LR upsample has
+//! run, with the same 49,152-token back-off) and the decoders' subdivision decisions.
+
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use serde::Serialize;
+use t2_models::decoders::Subdivide;
+use t2_models::pipeline::{FlowRes, PipelineType, SamplerOverrides, Trellis2Pipeline};
+use t2_models::random::shape::{SurfaceShape, cascade_structure};
+use t2_models::rng::TorchGenerator;
+use t2_tensor::Device;
+
+use crate::util::{gib, time_once};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineResult {
+    pub pipeline: String,
+    pub shape: String,
+    pub ss_tokens: usize,
+    pub slat_tokens: usize,
+    pub resolution: u32,
+    pub fine_voxels: usize,
+    pub faces: usize,
+    /// `(stage, seconds)` in run order.
+    pub stages: Vec<(String, f64)>,
+    pub total_s: f64,
+    /// Allocator peak during the run, all models resident (GiB).
+    pub peak_gib: f64,
+    pub resident_gib: f64,
+}
+
+/// One benchmark-mode run of `ty` on `surface`.
+pub fn run(
+    pipe: &Trellis2Pipeline,
+    ty: PipelineType,
+    surface: &SurfaceShape,
+    shape_name: &str,
+    dev: &Device,
+) -> Result<PipelineResult> {
+    let cuda = match dev {
+        Device::Cuda(c) => Some(c.clone()),
+        Device::Cpu => None,
+    };
+    let resident = cuda.as_ref().map_or(0, |c| c.memory_stats().allocated);
+    if let Some(c) = &cuda {
+        c.reset_peak_memory();
+    }
+    let start = Instant::now();
+    let mut stages: Vec<(String, f64)> = Vec::new();
+    let mut stage = |name: &str, s: f64| stages.push((name.to_string(), s));
+    let none = SamplerOverrides::default();
+    let mut quiet = |_: _, _: usize, _: usize| Ok(());
+
+    let image = pipe.preprocess_image(&t2_models::demo::demo_image(1024))?;
+    let mut rng = TorchGenerator::manual_seed(42);
+    let (cond_512, s) = time_once(dev, || Ok(pipe.get_cond(&image, 512)?))?;
+    stage("dinov3 512", s);
+    let cond_1024 = if ty.needs_cond_1024() {
+        let (c, s) = time_once(dev, || Ok(pipe.get_cond(&image, 1024)?))?;
+        stage("dinov3 1024", s);
+        Some(c)
+    } else {
+        None
+    };
+    let (latent, s) = time_once(dev, || {
+        Ok(pipe.sample_ss_latent(&cond_512, &mut rng, &none, &mut quiet)?)
+    })?;
+    stage("SS flow", s);
+    let (_, s) = time_once(dev, || Ok(pipe.ss_logits(&latent)?.to_vec_f32()?))?;
+    stage("SS decode", s);
+    let ss_res = ty.ss_resolution();
+    let ss_coords = surface.voxels(ss_res);
+
+    let (shape_slat, res, flow_res, cond) = match ty {
+        PipelineType::P512 | PipelineType::P1024 => {
+            let (res, fr, c) = if ty == PipelineType::P512 {
+                (512, FlowRes::R512, &cond_512)
+            } else {
+                (1024, FlowRes::R1024, cond_1024.as_ref().expect("1024"))
+            };
+            let (s_lat, s) = time_once(dev, || {
+                Ok(pipe.sample_shape_slat(c, fr, &ss_coords, &mut rng, &none, &mut quiet)?)
+            })?;
+            stage("shape SLat", s);
+            (s_lat, res, fr, c)
+        }
+        PipelineType::Cascade1024 | PipelineType::Cascade1536 => {
+            let c1024 = cond_1024.as_ref().expect("1024");
+            let target = if ty == PipelineType::Cascade1024 {
+                1024
+            } else {
+                1536
+            };
+            let (lr, s) = time_once(dev, || {
+                Ok(pipe.sample_shape_slat(
+                    &cond_512,
+                    FlowRes::R512,
+                    &ss_coords,
+                    &mut rng,
+                    &none,
+                    &mut quiet,
+                )?)
+            })?;
+            stage("shape LR", s);
+            let (_, s) = time_once(dev, || Ok(pipe.cascade_upsample(&lr)?))?;
+            stage("cascade upsample", s);
+            let (hr_coords, res) =
+                cascade_structure(surface, target, t2_models::pipeline::MAX_NUM_TOKENS);
+            let (hr, s) = time_once(dev, || {
+                Ok(pipe.sample_shape_slat(
+                    c1024,
+                    FlowRes::R1024,
+                    &hr_coords,
+                    &mut rng,
+                    &none,
+                    &mut quiet,
+                )?)
+            })?;
+            stage("shape HR", s);
+            (hr, res, FlowRes::R1024, c1024)
+        }
+    };
+    let (tex_slat, s) = time_once(dev, || {
+        Ok(pipe.sample_tex_slat(cond, flow_res, &shape_slat, &mut rng, &none, &mut quiet)?)
+    })?;
+    stage("texture SLat", s);
+
+    let nets = pipe.networks();
+    let shape_dec = nets
+        .shape_decoder
+        .ok_or_else(|| anyhow!("no shape decoder"))?;
+    let tex_dec = nets.tex_decoder.ok_or_else(|| anyhow!("no tex decoder"))?;
+    let grid = (res / 16) as usize;
+    let (subs, s) = time_once(dev, || {
+        Ok(surface.subdivisions(
+            &shape_slat.coords,
+            grid,
+            shape_dec.inner().num_upsamplings(),
+        ))
+    })?;
+    stage("(surface subdivisions, host)", s);
+    let feats = |l: &t2_models::pipeline::SparseLatent| {
+        t2_tensor::Tensor::from_slice(&l.feats, &[l.len(), l.channels], dev)
+    };
+    let (shape, s) = time_once(dev, || {
+        Ok(shape_dec.decode(
+            shape_slat.coords.clone(),
+            &feats(&shape_slat)?,
+            res,
+            Subdivide::Guide(&subs),
+            &mut None,
+        )?)
+    })?;
+    stage("shape decode", s);
+    let (mesh, s) = time_once(dev, || {
+        let g = &shape.grid;
+        Ok(t2_mesh::fdg::flexible_dual_grid_to_mesh(
+            &g.coords,
+            &g.dual_vertices,
+            &g.intersected,
+            &g.split_weight,
+            res,
+        )?)
+    })?;
+    stage("FDG mesh (CPU)", s);
+    let ((fine, _), s) = time_once(dev, || {
+        Ok(tex_dec.decode(
+            tex_slat.coords.clone(),
+            &feats(&tex_slat)?,
+            &subs,
+            &mut None,
+        )?)
+    })?;
+    stage("texture decode", s);
+
+    let peak = cuda.as_ref().map_or(0, |c| c.memory_stats().peak_allocated);
+    Ok(PipelineResult {
+        pipeline: ty.as_str().into(),
+        shape: shape_name.into(),
+        ss_tokens: ss_coords.len(),
+        slat_tokens: shape_slat.len(),
+        resolution: res,
+        fine_voxels: fine.len(),
+        faces: mesh.faces.len(),
+        total_s: start.elapsed().as_secs_f64(),
+        stages,
+        peak_gib: gib(peak),
+        resident_gib: gib(resident),
+    })
+}
