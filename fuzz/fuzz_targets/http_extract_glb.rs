@@ -6,7 +6,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(
+    init: {
+        t2_fuzz::gateway();
+    },
+    |data: &[u8]| {
     let reply = t2_fuzz::gateway().post_json("/extract_glb", data);
     t2_fuzz::check_api_reply("POST /extract_glb", data, &reply);
 });

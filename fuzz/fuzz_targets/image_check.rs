@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 use t2_gateway::image_check::{MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, check_image, decode_base64};
 use t2_proto::ErrorCode;
 
-fn check(what: &str, r: Result<t2_gateway::image_check::CheckedImage, t2_gateway::error::ApiError>) {
+fn check(
+    what: &str,
+    r: Result<t2_gateway::image_check::CheckedImage, t2_gateway::error::ApiError>,
+) {
     match r {
         Ok(img) => assert!(
             (1..=MAX_IMAGE_SIDE).contains(&img.width) && (1..=MAX_IMAGE_SIDE).contains(&img.height),
@@ -18,7 +21,10 @@ fn check(what: &str, r: Result<t2_gateway::image_check::CheckedImage, t2_gateway
             img.height
         ),
         Err(e) => assert!(
-            matches!(e.code, ErrorCode::ValidationError | ErrorCode::PayloadTooLarge),
+            matches!(
+                e.code,
+                ErrorCode::ValidationError | ErrorCode::PayloadTooLarge
+            ),
             "{what}: {e:?}"
         ),
     }
@@ -35,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
                 check("base64", check_image(bytes));
             }
             Err(e) => assert!(
-                matches!(e.code, ErrorCode::ValidationError | ErrorCode::PayloadTooLarge),
+                matches!(
+                    e.code,
+                    ErrorCode::ValidationError | ErrorCode::PayloadTooLarge
+                ),
                 "base64: {e:?}"
             ),
         }

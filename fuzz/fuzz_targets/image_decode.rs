@@ -25,9 +25,16 @@ fuzz_target!(|data: &[u8]| {
         Err(_) => return,
     };
     let (w, h) = pil.dimensions();
-    assert!(limits.check_dimensions(w, h).is_ok(), "decoded {w}x{h} past the limits");
+    assert!(
+        limits.check_dimensions(w, h).is_ok(),
+        "decoded {w}x{h} past the limits"
+    );
     let (_, pw, ph) = t2_imageops::probe_dimensions(data).expect("decodable but not probeable");
-    assert_eq!((pw, ph), (w, h), "header probe disagrees with the decoded size");
+    assert_eq!(
+        (pw, ph),
+        (w, h),
+        "header probe disagrees with the decoded size"
+    );
     if w.max(h) > TIGHT.max_side {
         match decode_pil_with_limits(data, &TIGHT) {
             Err(e) => assert!(e.is_limit(), "{w}x{h} under tight limits: {e}"),
@@ -47,6 +54,10 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(rgba.width().max(rgba.height()) <= t2_imageops::MAX_INPUT_SIDE);
     if let Ok(crop) = crop_premultiply(&rgba) {
-        assert!(crop.width() > 0 && crop.width() == crop.height(), "crop {:?}", crop.dimensions());
+        assert!(
+            crop.width() > 0 && crop.width() == crop.height(),
+            "crop {:?}",
+            crop.dimensions()
+        );
     }
 });

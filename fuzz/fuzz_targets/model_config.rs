@@ -38,7 +38,8 @@ fn demo_dir() -> &'static Path {
 
 fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
 }
 
 /// Config from the fuzz input, weights of the demo checkpoint `rel`.
@@ -52,7 +53,12 @@ fn ckpt(rel: &str) -> PathBuf {
     demo_dir().join(format!("{rel}.safetensors"))
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(
+    // Writing the demo set takes tens of seconds under ASan: not part of any input's time.
+    init: {
+        demo_dir();
+    },
+    |data: &[u8]| {
     let Some((&selector, json)) = data.split_first() else {
         return;
     };

@@ -37,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         }
         let mut wrong = shape.clone();
         wrong.push(1);
-        assert!(ws.get(key, &wrong, dtype, &dev).is_err(), "{key}: wrong shape accepted");
+        assert!(
+            ws.get(key, &wrong, dtype, &dev).is_err(),
+            "{key}: wrong shape accepted"
+        );
     }
     // Everything was read: strict `finish` must be satisfied, unless some reads failed.
     let _ = ws.finish();

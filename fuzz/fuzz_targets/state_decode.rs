@@ -30,8 +30,15 @@ fn check(bytes: &[u8]) {
         return;
     };
     let resealed = seal(&latents, &key).expect("an opened state seals again");
-    assert_eq!(resealed.len(), bytes.len(), "re-sealed state has another size");
-    assert_eq!(open(&resealed, &key).expect("re-sealed state opens"), latents);
+    assert_eq!(
+        resealed.len(),
+        bytes.len(),
+        "re-sealed state has another size"
+    );
+    assert_eq!(
+        open(&resealed, &key).expect("re-sealed state opens"),
+        latents
+    );
     let req = ExtractRequest {
         latents: Some(latents),
         params: Some(ExportParams {

@@ -48,7 +48,10 @@ pub fn gateway() -> &'static Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(
             dir.path().join(t2_gateway::STATE_KEY_FILE),
-            STATE_KEY.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            STATE_KEY
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
         )
         .expect("state key");
         let token = t2_gateway::auth::TokenStore::new(dir.path())
@@ -81,7 +84,10 @@ impl Gateway {
     pub fn post_json(&self, path: &str, body: &[u8]) -> Reply {
         let req = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
             .body(Body::from(body.to_vec()))
             .expect("request");
         runtime().block_on(async {
@@ -133,7 +139,10 @@ pub fn check_api_reply(what: &str, input: &[u8], r: &Reply) {
         _ => fail(format!("status {} is not allowed for any input", r.status)),
     };
     if !expected.contains(&code) {
-        fail(format!("code {code:?} does not belong to status {}", r.status));
+        fail(format!(
+            "code {code:?} does not belong to status {}",
+            r.status
+        ));
     }
     let rid = v["error"]["request_id"].as_str().unwrap_or_default();
     if rid.is_empty() {
@@ -168,7 +177,10 @@ where
         .body(Full::new(body))
         .expect("request");
     runtime().block_on(async {
-        let resp = svc.oneshot(req).await.expect("tonic services are infallible");
+        let resp = svc
+            .oneshot(req)
+            .await
+            .expect("tonic services are infallible");
         let code_of = |h: &HeaderMap| {
             h.get("grpc-status")
                 .and_then(|v| v.to_str().ok())
