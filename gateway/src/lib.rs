@@ -23,7 +23,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use backends::{Backends, UpstreamUrls};
+pub use backends::{Backends, InProcessOptions, UpstreamUrls};
+pub use pipeline::{Orchestrator, ServiceLimit, StageDeadlines};
 
 use crate::jobs::runner::JobRunner;
 use crate::jobs::{ArtifactStore, JobStore, SqliteJobStore};
@@ -53,6 +54,10 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     pub max_inflight: usize,
     pub max_queued_jobs: usize,
+    /// Longest each pipeline stage may take (jobs have no overall timeout).
+    pub stage_deadlines: StageDeadlines,
+    /// Calls this gateway keeps open to each upstream service.
+    pub service_limit: ServiceLimit,
 }
 
 impl GatewayConfig {
@@ -64,6 +69,8 @@ impl GatewayConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_inflight: DEFAULT_MAX_INFLIGHT,
             max_queued_jobs: DEFAULT_MAX_QUEUED_JOBS,
+            stage_deadlines: StageDeadlines::default(),
+            service_limit: ServiceLimit::default(),
         }
     }
 }
@@ -84,6 +91,8 @@ pub enum GatewayError {
 #[derive(Clone)]
 pub struct AppState {
     pub backends: Backends,
+    /// The pipeline's stages over `backends`, with gates and deadlines.
+    pub orchestrator: Arc<Orchestrator>,
     pub tokens: auth::TokenStore,
     pub state_key: t2_state::StateKey,
     pub job_store: Arc<dyn JobStore>,
@@ -111,16 +120,23 @@ impl AppState {
         }
         let artifacts = ArtifactStore::local(&dir.join(ARTIFACTS_DIR))?;
         let metrics = Arc::new(metrics::Metrics::new());
+        let orchestrator = Arc::new(Orchestrator::new(
+            backends.clone(),
+            config.stage_deadlines,
+            config.service_limit,
+            metrics.clone(),
+        ));
         let jobs = Arc::new(JobRunner::new(
             job_store.clone(),
             artifacts.clone(),
-            backends.clone(),
+            orchestrator.clone(),
             key.clone(),
             metrics.clone(),
             config.job_concurrency,
         ));
         Ok(Self {
             backends,
+            orchestrator,
             tokens: auth::TokenStore::new(dir),
             state_key: key,
             job_store,

@@ -1,22 +1,47 @@
 //! Orchestration of one request across the services: image → rmbg → dinov3 → flow → latents
 //! (→ mesh for the preview video), and state → mesh → GLB.
+//!
+//! Every upstream call is one *stage* run by [`Orchestrator::stage`]:
+//! - a per-service gate bounds the calls this gateway has open to that service (`concurrency`
+//!   running, `max_waiting` waiting); beyond that the request is refused at once with
+//!   `overloaded` (429 + `Retry-After`) instead of piling up;
+//! - a per-stage deadline turns a stuck upstream into `timeout` (504) and drops the call, which
+//!   cancels the upstream work (the stream closes; the service's compute lane sees the cancel);
+//! - the stage's wall time goes to `trellis2_stage_duration_seconds`;
+//! - progress (stage, step/total) flows to the caller's [`ProgressSink`] (a job record).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
-use t2_proto::common::v1::Latents;
+use t2_proto::common::v1::{Image, Latents};
 use t2_proto::flow::v1::{GenerateRequest, PipelineType};
-use t2_proto::mesh::v1::{ExportParams, ExtractRequest};
+use t2_proto::mesh::v1::{ExportParams, ExtractRequest, TextureFormat};
+use t2_proto::rmbg::v1::RemoveBackgroundResponse;
 use t2_proto::{ErrorCode, ProgressSink, ServiceError};
 use t2_svc_mesh::ExtractOutput;
+use tokio::sync::Semaphore;
 
 use crate::backends::Backends;
 use crate::image_check::CheckedImage;
+use crate::metrics::Metrics;
 
 pub const GLB_ARTIFACT: &str = "model.glb";
 pub const VIDEO_ARTIFACT: &str = "preview.mp4";
 pub const STATE_ARTIFACT: &str = "state.bin";
+
+/// Export settings of the mesh `/generate` renders its preview video from: the video shows the
+/// asset at a glance, so a 1024² texture and 200k faces keep it cheap (`/extract_glb` and jobs
+/// export with the caller's settings).
+pub const PREVIEW_EXPORT: ExportParams = ExportParams {
+    decimation_target: 200_000,
+    texture_size: 1024,
+    remesh: true,
+    remesh_band: 1.0,
+    remesh_project: 0.0,
+    texture_format: TextureFormat::Png as i32,
+};
 
 /// Wall time of each stage, in seconds.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -45,87 +70,294 @@ pub struct Generated {
     pub timings: Timings,
 }
 
+/// Longest a stage may take before it is a `timeout` (its upstream call is then dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageDeadlines {
+    pub remove_background: Duration,
+    pub features: Duration,
+    pub flow: Duration,
+    pub mesh: Duration,
+}
+
+impl Default for StageDeadlines {
+    /// Background removal and features take seconds even on a CPU; a 1536 cascade takes
+    /// minutes on an H200; a 4096² bake with a 120-frame preview of a 1M-face asset takes
+    /// minutes of CPU. Each bound is several times its stage's worst case seen, so only a
+    /// stuck upstream hits it.
+    fn default() -> Self {
+        Self {
+            remove_background: Duration::from_secs(120),
+            features: Duration::from_secs(300),
+            flow: Duration::from_secs(30 * 60),
+            mesh: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// How many calls this gateway keeps open to one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceLimit {
+    /// Calls in flight at once (each service runs one job per GPU and queues a few more).
+    pub concurrency: usize,
+    /// Calls waiting for one of those slots before new ones are refused as `overloaded`.
+    pub max_waiting: usize,
+}
+
+impl Default for ServiceLimit {
+    /// Two in flight keeps a service's queue fed while one job runs; sixteen waiting covers a
+    /// burst of jobs and synchronous calls without unbounded memory for their images.
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            max_waiting: 16,
+        }
+    }
+}
+
+/// Admission to one service: `concurrency` slots and a bounded waiting room.
+struct Gate {
+    service: &'static str,
+    admitted: Arc<Semaphore>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Gate {
+    fn new(service: &'static str, limit: ServiceLimit) -> Self {
+        let concurrency = limit.concurrency.max(1);
+        let capacity = concurrency + limit.max_waiting;
+        Self {
+            service,
+            admitted: Arc::new(Semaphore::new(capacity)),
+            slots: Arc::new(Semaphore::new(concurrency)),
+            capacity,
+        }
+    }
+
+    async fn enter(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::sync::OwnedSemaphorePermit,
+        ),
+        ServiceError,
+    > {
+        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
+            ServiceError::failed(
+                ErrorCode::Overloaded,
+                format!(
+                    "{} calls to the {} service are already open; retry later",
+                    self.capacity, self.service
+                ),
+            )
+        })?;
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Unavailable(format!("{} gate closed", self.service)))?;
+        Ok((admitted, slot))
+    }
+}
+
+/// Runs the pipeline's stages over [`Backends`] (see the module docs).
+pub struct Orchestrator {
+    backends: Backends,
+    deadlines: StageDeadlines,
+    metrics: Arc<Metrics>,
+    rmbg: Gate,
+    dinov3: Gate,
+    flow: Gate,
+    mesh: Gate,
+}
+
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-pub async fn generate(
-    b: &Backends,
-    plan: GeneratePlan,
-    progress: ProgressSink,
-) -> Result<Generated, ServiceError> {
-    let start = Instant::now();
-    let mut timings = Timings::default();
-
-    let t = Instant::now();
-    progress.report("remove_background", 0, 1);
-    let cut = b.rmbg.remove_background(plan.image.to_proto()).await?;
-    let crop = cut
-        .crop
-        .ok_or_else(|| ServiceError::failed(ErrorCode::GenerationError, "rmbg returned no crop"))?;
-    timings.remove_background_s = secs(t);
-
-    let t = Instant::now();
-    progress.report("features", 0, 1);
-    let pipeline = PipelineType::try_from(plan.flow.pipeline_type).unwrap_or_default();
-    let resolutions = if t2_svc_flow::params::needs_cond_1024(pipeline) {
-        vec![512, 1024]
-    } else {
-        vec![512]
-    };
-    let maps = b.dinov3.features(crop, resolutions).await?;
-    let cond = |r: u32| {
-        maps.iter()
-            .find(|m| m.resolution == r)
-            .map(|m| m.tokens.clone())
-    };
-    let mut flow = plan.flow;
-    flow.cond_512 = cond(512);
-    flow.cond_1024 = cond(1024);
-    timings.features_s = secs(t);
-
-    let t = Instant::now();
-    let latents = b.flow.generate(flow, progress.clone()).await?;
-    timings.flow_s = secs(t);
-
-    let mut video = None;
-    if plan.preview_video {
-        let t = Instant::now();
-        let out = extract(b, latents.clone(), plan.export, true, progress).await?;
-        video = out
-            .artifacts
-            .into_iter()
-            .find(|a| a.name == VIDEO_ARTIFACT)
-            .map(|a| a.data);
-        if video.is_none() {
-            return Err(ServiceError::failed(
-                ErrorCode::RenderingError,
-                "the mesh service returned no preview video",
-            ));
+impl Orchestrator {
+    pub fn new(
+        backends: Backends,
+        deadlines: StageDeadlines,
+        limit: ServiceLimit,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            backends,
+            deadlines,
+            metrics,
+            rmbg: Gate::new(t2_svc_rmbg::SERVICE, limit),
+            dinov3: Gate::new(t2_svc_dinov3::SERVICE, limit),
+            flow: Gate::new(t2_svc_flow::SERVICE, limit),
+            mesh: Gate::new(t2_svc_mesh::SERVICE, limit),
         }
-        timings.video_s = secs(t);
     }
-    timings.total_s = secs(start);
-    Ok(Generated {
-        latents,
-        video,
-        timings,
-    })
-}
 
-pub async fn extract(
-    b: &Backends,
-    latents: Latents,
-    params: ExportParams,
-    preview_video: bool,
-    progress: ProgressSink,
-) -> Result<ExtractOutput, ServiceError> {
-    let req = ExtractRequest {
-        latents: Some(latents),
-        params: Some(params),
-        preview_video,
-    };
-    b.mesh.extract(req, progress).await
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    /// One upstream call under its service's gate and its stage's deadline.
+    async fn stage<T>(
+        &self,
+        name: &'static str,
+        gate: &Gate,
+        deadline: Duration,
+        call: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        let t = Instant::now();
+        let out = tokio::time::timeout(deadline, async {
+            let _permits = gate.enter().await?;
+            call.await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(ServiceError::failed(
+                ErrorCode::Timeout,
+                format!(
+                    "the {name} stage ({} service) did not finish within {} s",
+                    gate.service,
+                    deadline.as_secs()
+                ),
+            ))
+        });
+        self.metrics.observe_stage(name, secs(t));
+        out
+    }
+
+    /// The RGBA cut-out and the preprocessed crop of `image`.
+    pub async fn remove_background(
+        &self,
+        image: Image,
+    ) -> Result<RemoveBackgroundResponse, ServiceError> {
+        self.stage(
+            "remove_background",
+            &self.rmbg,
+            self.deadlines.remove_background,
+            self.backends.rmbg.remove_background(image),
+        )
+        .await
+    }
+
+    /// Image → latents (and, with `preview_video`, the turntable of [`PREVIEW_EXPORT`]).
+    pub async fn generate(
+        &self,
+        plan: GeneratePlan,
+        progress: ProgressSink,
+    ) -> Result<Generated, ServiceError> {
+        let start = Instant::now();
+        let mut timings = Timings::default();
+
+        let t = Instant::now();
+        progress.report("remove_background", 0, 1);
+        let cut = self.remove_background(plan.image.to_proto()).await?;
+        let crop = cut.crop.ok_or_else(|| {
+            ServiceError::failed(ErrorCode::GenerationError, "rmbg returned no crop")
+        })?;
+        progress.report("remove_background", 1, 1);
+        timings.remove_background_s = secs(t);
+
+        let t = Instant::now();
+        let pipeline = PipelineType::try_from(plan.flow.pipeline_type).unwrap_or_default();
+        let resolutions = if t2_svc_flow::params::needs_cond_1024(pipeline) {
+            vec![512, 1024]
+        } else {
+            vec![512]
+        };
+        progress.report("features", 0, resolutions.len() as u32);
+        let n = resolutions.len() as u32;
+        let maps = self
+            .stage(
+                "features",
+                &self.dinov3,
+                self.deadlines.features,
+                self.backends.dinov3.features(crop, resolutions),
+            )
+            .await?;
+        progress.report("features", n, n);
+        let cond = |r: u32| {
+            maps.iter()
+                .find(|m| m.resolution == r)
+                .map(|m| m.tokens.clone())
+        };
+        let mut flow = plan.flow;
+        flow.cond_512 = cond(512);
+        flow.cond_1024 = cond(1024);
+        timings.features_s = secs(t);
+
+        let t = Instant::now();
+        let latents = self
+            .stage(
+                "flow",
+                &self.flow,
+                self.deadlines.flow,
+                self.backends.flow.generate(flow, progress.clone()),
+            )
+            .await?;
+        timings.flow_s = secs(t);
+
+        let mut video = None;
+        if plan.preview_video {
+            let t = Instant::now();
+            let out = self
+                .mesh_call("video", latents.clone(), PREVIEW_EXPORT, true, progress)
+                .await?;
+            video = out
+                .artifacts
+                .into_iter()
+                .find(|a| a.name == VIDEO_ARTIFACT)
+                .map(|a| a.data);
+            if video.is_none() {
+                return Err(ServiceError::failed(
+                    ErrorCode::RenderingError,
+                    "the mesh service returned no preview video",
+                ));
+            }
+            timings.video_s = secs(t);
+        }
+        timings.total_s = secs(start);
+        Ok(Generated {
+            latents,
+            video,
+            timings,
+        })
+    }
+
+    /// Latents → GLB (and the preview video when asked).
+    pub async fn extract(
+        &self,
+        latents: Latents,
+        params: ExportParams,
+        preview_video: bool,
+        progress: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        self.mesh_call("extract", latents, params, preview_video, progress)
+            .await
+    }
+
+    async fn mesh_call(
+        &self,
+        stage: &'static str,
+        latents: Latents,
+        params: ExportParams,
+        preview_video: bool,
+        progress: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        let req = ExtractRequest {
+            latents: Some(latents),
+            params: Some(params),
+            preview_video,
+        };
+        self.stage(
+            stage,
+            &self.mesh,
+            self.deadlines.mesh,
+            self.backends.mesh.extract(req, progress),
+        )
+        .await
+    }
 }
 
 fn bad_latents(e: impl std::fmt::Display) -> ServiceError {

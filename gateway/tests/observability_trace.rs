@@ -118,6 +118,9 @@ fn start(bin: &Path, args: &[&str], collector: &str, data: &Path) -> (Proc, Stri
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("trellis2-demo-models"),
         )
         .env("TRELLIS2_DATA", data)
+        // A short, small preview: the reference's 120 frames at 512 px cost minutes of CPU.
+        .env("TRELLIS2_PREVIEW_FRAMES", "4")
+        .env("TRELLIS2_PREVIEW_RESOLUTION", "64")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

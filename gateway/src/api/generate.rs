@@ -62,11 +62,7 @@ pub async fn generate(
         plan.image.height,
         plan.image.has_real_alpha,
     );
-    let out = guarded(
-        &s,
-        pipeline::generate(&s.backends, plan, ProgressSink::none()),
-    )
-    .await?;
+    let out = guarded(&s, s.orchestrator.generate(plan, ProgressSink::none())).await?;
     let state = pipeline::seal(&out.latents, &s.state_key)?;
     let num_tokens = out
         .latents
@@ -110,7 +106,8 @@ pub async fn extract_glb(
     let latents = pipeline::open(&bytes, &s.state_key)?;
     let out = guarded(
         &s,
-        pipeline::extract(&s.backends, latents, params, false, ProgressSink::none()),
+        s.orchestrator
+            .extract(latents, params, false, ProgressSink::none()),
     )
     .await?;
     let glb = out
@@ -151,7 +148,7 @@ pub async fn remove_background(
         crate::image_check::MAX_IMAGE_BYTES,
     )?;
     let image = crate::image_check::check_image(bytes)?;
-    let out = guarded(&s, s.backends.rmbg.remove_background(image.to_proto())).await?;
+    let out = guarded(&s, s.orchestrator.remove_background(image.to_proto())).await?;
     let cutout = out.cutout.ok_or_else(|| {
         ApiError::new(
             t2_proto::ErrorCode::GenerationError,

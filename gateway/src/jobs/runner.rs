@@ -11,14 +11,15 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use super::{ArtifactStore, JobError, JobStatus, JobStore};
-use crate::backends::Backends;
 use crate::metrics::Metrics;
-use crate::pipeline::{self, GLB_ARTIFACT, GeneratePlan, STATE_ARTIFACT, VIDEO_ARTIFACT};
+use crate::pipeline::{
+    self, GLB_ARTIFACT, GeneratePlan, Orchestrator, STATE_ARTIFACT, VIDEO_ARTIFACT,
+};
 
 pub struct JobRunner {
     store: Arc<dyn JobStore>,
     artifacts: ArtifactStore,
-    backends: Backends,
+    orchestrator: Arc<Orchestrator>,
     key: t2_state::StateKey,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
@@ -29,7 +30,7 @@ impl JobRunner {
     pub fn new(
         store: Arc<dyn JobStore>,
         artifacts: ArtifactStore,
-        backends: Backends,
+        orchestrator: Arc<Orchestrator>,
         key: t2_state::StateKey,
         metrics: Arc<Metrics>,
         concurrency: usize,
@@ -37,7 +38,7 @@ impl JobRunner {
         Self {
             store,
             artifacts,
-            backends,
+            orchestrator,
             key,
             metrics,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -141,18 +142,21 @@ impl JobRunner {
         });
         let export = plan.export;
         let preview = plan.preview_video;
-        let generated = pipeline::generate(
-            &self.backends,
-            GeneratePlan {
-                preview_video: false,
-                ..plan
-            },
-            sink.clone(),
-        )
-        .await?;
+        let generated = self
+            .orchestrator
+            .generate(
+                GeneratePlan {
+                    preview_video: false,
+                    ..plan
+                },
+                sink.clone(),
+            )
+            .await?;
         let state = pipeline::seal(&generated.latents, &self.key)?;
-        let out =
-            pipeline::extract(&self.backends, generated.latents, export, preview, sink).await?;
+        let out = self
+            .orchestrator
+            .extract(generated.latents, export, preview, sink)
+            .await?;
         drop(writer);
 
         let store_err = |e: super::ArtifactError| {

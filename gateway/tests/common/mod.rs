@@ -1,6 +1,7 @@
 //! Shared helpers of the gateway's HTTP tests.
 #![allow(dead_code)]
 
+pub mod demo;
 pub mod doubles;
 
 use std::sync::OnceLock;

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use image::ImageEncoder;
-use t2_birefnet::{ActiveProvider, BiRefNet, BiRefNetError, Provider};
+pub use t2_birefnet::Provider;
+use t2_birefnet::{ActiveProvider, BiRefNet, BiRefNetError};
 use t2_imageops::{ImageError, Limits, Prepared};
 use t2_proto::common::v1::{Image, ServiceInfo};
 use t2_proto::rmbg::v1::RemoveBackgroundResponse;

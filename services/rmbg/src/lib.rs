@@ -11,7 +11,7 @@ pub mod shared;
 
 use std::sync::Arc;
 
-pub use compute::RmbgService;
+pub use compute::{Provider, RmbgService};
 use t2_proto::common::v1::{GetInfoRequest, Image, ServiceInfo};
 use t2_proto::limits::MAX_MESSAGE_BYTES;
 use t2_proto::rmbg::v1::background_removal_client::BackgroundRemovalClient;
