@@ -1,17 +1,15 @@
-//! `trellis2`: serve the mesh, call a gateway, manage tokens.
+//! `trellis2`: serve the mesh, run one service, call a gateway, manage tokens and models.
 
-use std::path::{Path, PathBuf};
+mod run_client;
+mod run_models;
+mod run_serve;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use base64::Engine;
-use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use reqwest::Method;
-use serde_json::{Value, json};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use t2_cli::client::Client;
 use t2_cli::credentials::{self, CredentialFlags};
-use t2_gateway::{AppState, Backends, GatewayConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,8 +24,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway and the four services in one process (no network hops).
+    /// Run the gateway and the four services in one process (no network hops), or the gateway
+    /// alone in front of remote services (all four `--*-url`).
     Serve(ServeArgs),
+    /// Run one gRPC service (the same code as the `trellis2-<name>` binaries).
+    Service(ServiceArgs),
     /// Image → GLB, through a gateway (`--url`) or in this process (`--local`).
     Generate(GenerateArgs),
     /// Signed state (from /generate) → GLB through a gateway.
@@ -38,21 +39,91 @@ enum Command {
     Health(HealthArgs),
     /// Manage API tokens in a data directory.
     Tokens(TokensArgs),
-    // `models` (download/verify model directories) is added by the model tooling.
+    /// Write, check or download model directories.
+    Models(ModelsArgs),
+}
+
+/// Where the models are and how they compute (shared by `serve`, `service`, `generate --local`).
+#[derive(Debug, Args, Clone)]
+struct ComputeArgs {
+    /// Model directory (Hugging Face layout) or `demo` (small random-weight models, written once
+    /// under `<data>/models/demo`).
+    #[arg(long, env = "TRELLIS2_MODELS", default_value = "demo")]
+    models: String,
+    /// Where DINOv3, the flows and the decoders run: `auto` (CUDA device 0 when usable, else
+    /// the CPU), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, env = "TRELLIS2_DEVICE", default_value = "auto")]
+    device: String,
+    /// ONNX Runtime execution provider of background removal.
+    #[arg(
+        long,
+        env = "TRELLIS2_RMBG_PROVIDER",
+        value_enum,
+        default_value = "auto"
+    )]
+    rmbg_provider: ProviderArg,
+    /// Frames of the turntable preview video (the reference renders 120).
+    #[arg(long, env = "TRELLIS2_PREVIEW_FRAMES", default_value_t = t2_svc_mesh::PreviewSettings::default().frames)]
+    preview_frames: u32,
+    /// Side of one preview view in pixels (a multiple of 4; a frame is 2R × 1.5R).
+    #[arg(long, env = "TRELLIS2_PREVIEW_RESOLUTION", default_value_t = t2_svc_mesh::PreviewSettings::default().resolution)]
+    preview_resolution: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProviderArg {
+    /// CUDA when ONNX Runtime has it and a GPU is usable, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
 }
 
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[arg(long, env = "TRELLIS2_LISTEN", default_value = "127.0.0.1:8000")]
     listen: String,
-    /// Model directory (Hugging Face layout) or `demo` for the small random-weight models.
-    #[arg(long, env = "TRELLIS2_MODELS", default_value = "demo")]
-    models: String,
-    /// Tokens, job database, artifacts and the state key.
+    /// Tokens, job database, artifacts, the state key and the demo models.
     #[arg(long, env = "TRELLIS2_DATA", default_value = "./data")]
     data: PathBuf,
     #[arg(long, env = "TRELLIS2_JOB_CONCURRENCY", default_value_t = 1)]
     job_concurrency: usize,
+    /// Seconds before a synchronous call is answered 504 `timeout`.
+    #[arg(long, env = "TRELLIS2_REQUEST_TIMEOUT", default_value_t = t2_gateway::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout: u64,
+    /// Remote services instead of in-process ones (give all four).
+    #[arg(long, env = "TRELLIS2_RMBG_URL", requires_all = ["dinov3_url", "flow_url", "mesh_url"])]
+    rmbg_url: Option<String>,
+    #[arg(long, env = "TRELLIS2_DINOV3_URL", requires = "rmbg_url")]
+    dinov3_url: Option<String>,
+    #[arg(long, env = "TRELLIS2_FLOW_URL", requires = "rmbg_url")]
+    flow_url: Option<String>,
+    #[arg(long, env = "TRELLIS2_MESH_URL", requires = "rmbg_url")]
+    mesh_url: Option<String>,
+    #[command(flatten)]
+    compute: ComputeArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ServiceName {
+    Rmbg,
+    Dinov3,
+    Flow,
+    Mesh,
+}
+
+#[derive(Debug, Args)]
+struct ServiceArgs {
+    /// Which service.
+    #[arg(value_enum)]
+    name: ServiceName,
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Where `--models demo` is written (`<data>/models/demo`).
+    #[arg(long, env = "TRELLIS2_DATA", default_value = "./data")]
+    data: PathBuf,
+    #[command(flatten)]
+    compute: ComputeArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -107,13 +178,16 @@ struct GenerateArgs {
     /// Run in this process instead of calling a gateway.
     #[arg(long, conflicts_with = "url")]
     local: bool,
-    /// With --local: model directory or `demo`.
-    #[arg(long, default_value = "demo")]
-    models: String,
+    /// With --local: where `--models demo` is written (`<data>/models/demo`).
+    #[arg(long, env = "TRELLIS2_DATA", default_value = "./data")]
+    data: PathBuf,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     #[arg(long, default_value = "1024_cascade")]
     pipeline_type: String,
+    /// Sampling steps of every flow stage (default: the pipeline's, 12).
+    #[arg(long)]
+    steps: Option<u32>,
     #[arg(long)]
     texture_size: Option<u32>,
     #[arg(long)]
@@ -126,6 +200,8 @@ struct GenerateArgs {
     state: Option<PathBuf>,
     #[command(flatten)]
     client: ClientArgs,
+    #[command(flatten)]
+    compute: ComputeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +276,38 @@ enum TokensAction {
     },
 }
 
+#[derive(Debug, Args)]
+struct ModelsArgs {
+    #[command(subcommand)]
+    action: ModelsAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsAction {
+    /// Write the demo set (tiny random-weight models in the real layout, deterministic, and
+    /// the RMBG-shaped ONNX fixture) into a directory.
+    Demo {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Say exactly which files of the model set a directory lacks.
+    Check { dir: PathBuf },
+    /// Download the real model set from Hugging Face (resumable, every file verified).
+    Fetch {
+        #[arg(long)]
+        out: PathBuf,
+        /// Hugging Face token of an account that accepted the gated repos' licences.
+        #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The Hub (or a mirror).
+        #[arg(long, env = "HF_ENDPOINT", default_value = t2_cli::models::fetch::DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// Resumes per file after a dropped connection.
+        #[arg(long, default_value_t = t2_cli::models::fetch::DEFAULT_RETRIES)]
+        retries: u32,
+    },
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -215,227 +323,16 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve(a) => serve(a).await,
-        Command::Generate(a) if a.local => generate_local(a).await,
-        Command::Generate(a) => generate_remote(a).await,
-        Command::Extract(a) => extract(a).await,
-        Command::Jobs(a) => jobs(a).await,
-        Command::Health(a) => health(a).await,
+        Command::Serve(a) => run_serve::serve(a).await,
+        Command::Service(a) => run_serve::service(a).await,
+        Command::Generate(a) if a.local => run_client::generate_local(a).await,
+        Command::Generate(a) => run_client::generate_remote(a).await,
+        Command::Extract(a) => run_client::extract(a).await,
+        Command::Jobs(a) => run_client::jobs(a).await,
+        Command::Health(a) => run_client::health(a).await,
         Command::Tokens(a) => tokens(a),
+        Command::Models(a) => run_models::models(a).await,
     }
-}
-
-/// The services that run in this process. Their compute crates are not part of this build
-/// yet, so every call answers "not built" and readiness says so.
-fn in_process_backends(models: &str) -> anyhow::Result<Backends> {
-    if models != "demo" && !Path::new(models).is_dir() {
-        bail!("--models must be `demo` or a model directory; {models:?} is neither");
-    }
-    Ok(Backends::not_built())
-}
-
-async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
-    let _telemetry = t2_telemetry::init_from_env("trellis2")?;
-    let backends = in_process_backends(&a.models)?;
-    let config = GatewayConfig {
-        job_concurrency: a.job_concurrency,
-        ..GatewayConfig::new(a.data)
-    };
-    let state = AppState::open(&config, backends).await?;
-    let listener = tokio::net::TcpListener::bind(&a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    let addr = listener.local_addr()?;
-    println!("listening on {addr}");
-    tracing::info!(%addr, models = %a.models, "trellis2 serve (embedded mesh) starting");
-    axum::serve(listener, t2_gateway::app(state))
-        .with_graceful_shutdown(t2_proto::server::shutdown_signal())
-        .await?;
-    Ok(0)
-}
-
-fn read_image_b64(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-async fn generate_local(a: GenerateArgs) -> anyhow::Result<i32> {
-    let backends = in_process_backends(&a.models)?;
-    let body: t2_gateway::types::GenerateBody = serde_json::from_value(json!({
-        "image": read_image_b64(&a.image)?,
-        "seed": a.seed,
-        "pipeline_type": a.pipeline_type,
-        "preview_video": a.video.is_some(),
-        "export": { "texture_size": a.texture_size, "decimation_target": a.decimation_target },
-    }))?;
-    let plan = body
-        .into_plan(true)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let export = plan.export;
-    let preview = plan.preview_video;
-    let generated = t2_gateway::pipeline::generate(
-        &backends,
-        t2_gateway::pipeline::GeneratePlan {
-            preview_video: false,
-            ..plan
-        },
-        t2_proto::ProgressSink::none(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let out = t2_gateway::pipeline::extract(
-        &backends,
-        generated.latents,
-        export,
-        preview,
-        t2_proto::ProgressSink::none(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    for art in out.artifacts {
-        match art.name.as_str() {
-            "model.glb" => write(&a.output, &art.data)?,
-            "preview.mp4" => {
-                if let Some(v) = &a.video {
-                    write(v, &art.data)?
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(0)
-}
-
-async fn follow(client: &Client, id: &str) -> anyhow::Result<Value> {
-    let bar = ProgressBar::new(1);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:30}] {pos}/{len} {elapsed}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    loop {
-        let v = client
-            .json(Method::GET, &format!("/v1/jobs/{id}"), None)
-            .await?;
-        let status = v["status"].as_str().unwrap_or("").to_string();
-        if let Some(p) = v["progress"].as_object() {
-            bar.set_length(p["total"].as_u64().unwrap_or(1).max(1));
-            bar.set_position(p["step"].as_u64().unwrap_or(0));
-            bar.set_message(p["stage"].as_str().unwrap_or("").to_string());
-        } else {
-            bar.set_message(status.clone());
-        }
-        bar.tick();
-        if ["succeeded", "failed", "cancelled"].contains(&status.as_str()) {
-            bar.finish_and_clear();
-            return Ok(v);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn job_outcome(v: &Value) -> anyhow::Result<()> {
-    match v["status"].as_str() {
-        Some("succeeded") => Ok(()),
-        Some(s) => bail!(
-            "job {} {s}: {} ({})",
-            v["job_id"].as_str().unwrap_or("?"),
-            v["error"]["message"].as_str().unwrap_or("no reason given"),
-            v["error"]["code"].as_str().unwrap_or("-"),
-        ),
-        None => bail!("unexpected job record: {v}"),
-    }
-}
-
-async fn generate_remote(a: GenerateArgs) -> anyhow::Result<i32> {
-    let client = a.client.client()?;
-    let body = json!({
-        "image": read_image_b64(&a.image)?,
-        "seed": a.seed,
-        "pipeline_type": a.pipeline_type,
-        "preview_video": a.video.is_some(),
-        "export": { "texture_size": a.texture_size, "decimation_target": a.decimation_target },
-    });
-    let created = client.json(Method::POST, "/v1/jobs", Some(&body)).await?;
-    let id = created["job_id"]
-        .as_str()
-        .context("no job_id in the answer")?
-        .to_string();
-    eprintln!("job {id} queued");
-    let done = follow(&client, &id).await?;
-    job_outcome(&done)?;
-    let art = |name: &str| format!("/v1/jobs/{id}/artifacts/{name}");
-    write(&a.output, &client.bytes(&art("model.glb")).await?)?;
-    if let Some(v) = &a.video {
-        write(v, &client.bytes(&art("preview.mp4")).await?)?;
-    }
-    if let Some(s) = &a.state {
-        write(s, &client.bytes(&art("state.bin")).await?)?;
-    }
-    eprintln!("wrote {}", a.output.display());
-    Ok(0)
-}
-
-async fn extract(a: ExtractArgs) -> anyhow::Result<i32> {
-    let client = a.client.client()?;
-    let state = read_image_b64(&a.state)?;
-    let body = json!({
-        "state": state,
-        "texture_size": a.texture_size,
-        "decimation_target": a.decimation_target,
-    });
-    let v = client
-        .json(Method::POST, "/extract_glb", Some(&body))
-        .await?;
-    let glb = base64::engine::general_purpose::STANDARD
-        .decode(v["glb"].as_str().context("no glb in the answer")?)
-        .context("glb is not base64")?;
-    write(&a.output, &glb)?;
-    Ok(0)
-}
-
-async fn jobs(a: JobsArgs) -> anyhow::Result<i32> {
-    let client = a.client.client()?;
-    match a.action {
-        JobsAction::Status { id } => {
-            let v = client
-                .json(Method::GET, &format!("/v1/jobs/{id}"), None)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        JobsAction::Wait { id } => {
-            let v = follow(&client, &id).await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            job_outcome(&v)?;
-        }
-        JobsAction::Cancel { id } => {
-            let v = client
-                .json(Method::DELETE, &format!("/v1/jobs/{id}"), None)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        }
-        JobsAction::Download { id, name, output } => {
-            let bytes = client
-                .bytes(&format!("/v1/jobs/{id}/artifacts/{name}"))
-                .await?;
-            write(&output, &bytes)?;
-        }
-    }
-    Ok(0)
-}
-
-/// Exit status: 0 live and ready, 2 live but not ready, 1 unreachable.
-async fn health(a: HealthArgs) -> anyhow::Result<i32> {
-    let client = a.client.client()?;
-    let live = client.json(Method::GET, "/health", None).await?;
-    println!("health: {live}");
-    let ready = client.json(Method::GET, "/ready", None).await?;
-    println!("ready: {}", serde_json::to_string_pretty(&ready)?);
-    Ok(if ready["ready"] == true { 0 } else { 2 })
 }
 
 fn tokens(a: TokensArgs) -> anyhow::Result<i32> {

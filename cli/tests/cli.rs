@@ -49,6 +49,9 @@ fn serve_logging(data: &Path, stderr: impl Into<Stdio>) -> (Proc, String) {
         .arg(data)
         .env("RUST_LOG", "info")
         .env("TRELLIS2_LOG_FORMAT", "json")
+        .env("TRELLIS2_DEVICE", "cpu")
+        .env("TRELLIS2_PREVIEW_FRAMES", "4")
+        .env("TRELLIS2_PREVIEW_RESOLUTION", "64")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -103,23 +106,29 @@ fn serve_and_client_commands() {
     let token = text(&out.stdout).lines().last().unwrap().to_string();
     let (_server, url) = serve(&data);
 
-    // Health: live, not ready (no compute built) → exit 2.
-    let h = trellis2(&["health", "--url", &url], &[]);
-    assert_eq!(
-        h.status.code(),
-        Some(2),
-        "{}{}",
-        text(&h.stdout),
-        text(&h.stderr)
-    );
-    assert!(text(&h.stdout).contains("trellis2-api"));
+    // Health: live at once; ready (exit 0) once the demo models are loaded, 2 until then.
+    let t = std::time::Instant::now();
+    loop {
+        let h = trellis2(&["health", "--url", &url], &[]);
+        assert!(
+            text(&h.stdout).contains("trellis2-api"),
+            "{}",
+            text(&h.stderr)
+        );
+        match h.status.code() {
+            Some(0) => break,
+            Some(2) if t.elapsed().as_secs() < 120 => {
+                std::thread::sleep(std::time::Duration::from_millis(200))
+            }
+            c => panic!("health exit {c:?}: {}{}", text(&h.stdout), text(&h.stderr)),
+        }
+    }
 
-    // Generate through the gateway: the job is accepted, then fails with the real reason.
-    let img = dir.path().join("in.png");
-    image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]))
-        .save(&img)
-        .unwrap();
+    // Generate through the gateway (a job, followed to its end): a GLB comes back.
+    let img = dir.path().join("in.jpg");
+    std::fs::write(&img, photo_jpeg()).unwrap();
     let glb = dir.path().join("out.glb");
+    let state = dir.path().join("state.bin");
     let args = [
         "generate",
         img.to_str().unwrap(),
@@ -127,14 +136,42 @@ fn serve_and_client_commands() {
         glb.to_str().unwrap(),
         "--url",
         &url,
+        "--pipeline-type",
+        "512",
+        "--steps",
+        "3",
+        "--texture-size",
+        "512",
+        "--decimation-target",
+        "20000",
+        "--state",
+        state.to_str().unwrap(),
     ];
     let g = trellis2(&args, &[("TRELLIS2_API_KEY", &token)]);
-    assert_eq!(g.status.code(), Some(1));
-    let err = text(&g.stderr);
-    assert!(err.contains("failed") && err.contains("not built"), "{err}");
-    assert!(!glb.exists());
+    assert!(g.status.success(), "{}", text(&g.stderr));
+    assert_eq!(&std::fs::read(&glb).unwrap()[..4], b"glTF");
+    // The saved state extracts again through /extract_glb.
+    let again = dir.path().join("again.glb");
+    let e = trellis2(
+        &[
+            "extract",
+            state.to_str().unwrap(),
+            "-o",
+            again.to_str().unwrap(),
+            "--url",
+            &url,
+            "--texture-size",
+            "512",
+            "--decimation-target",
+            "20000",
+        ],
+        &[("TRELLIS2_API_KEY", &token)],
+    );
+    assert!(e.status.success(), "{}", text(&e.stderr));
+    assert_eq!(&std::fs::read(&again).unwrap()[..4], b"glTF");
 
     // Legacy credentials work too; a wrong token is a clear 401.
+    std::fs::remove_file(&glb).unwrap();
     let g = trellis2(
         &args,
         &[
@@ -142,7 +179,8 @@ fn serve_and_client_commands() {
             ("TRELLIS2_MODAL_SECRET", &token),
         ],
     );
-    assert!(text(&g.stderr).contains("not built"), "{}", text(&g.stderr));
+    assert!(g.status.success(), "{}", text(&g.stderr));
+    assert!(glb.exists());
     let g = trellis2(&args, &[("TRELLIS2_API_KEY", "t2_wrong")]);
     assert!(
         text(&g.stderr).contains("unauthorized"),
@@ -150,21 +188,84 @@ fn serve_and_client_commands() {
         text(&g.stderr)
     );
 
-    // --local runs in this process and says the compute is not built.
+    // --local runs the same pipeline in this process.
+    let local = dir.path().join("local.glb");
     let g = trellis2(
         &[
             "generate",
             img.to_str().unwrap(),
             "-o",
-            glb.to_str().unwrap(),
+            local.to_str().unwrap(),
             "--local",
             "--models",
             "demo",
+            "--data",
+            data.to_str().unwrap(),
+            "--pipeline-type",
+            "512",
+            "--steps",
+            "3",
+            "--texture-size",
+            "512",
+            "--decimation-target",
+            "20000",
         ],
-        &[],
+        &[("TRELLIS2_DEVICE", "cpu"), ("ORT_DYLIB_PATH", &ort())],
+    );
+    assert!(g.status.success(), "{}", text(&g.stderr));
+    assert_eq!(&std::fs::read(&local).unwrap()[..4], b"glTF");
+
+    // A model directory without the models: the error names what is missing.
+    let empty = tempfile::tempdir().unwrap();
+    let g = trellis2(
+        &[
+            "generate",
+            img.to_str().unwrap(),
+            "-o",
+            local.to_str().unwrap(),
+            "--local",
+            "--models",
+            empty.path().to_str().unwrap(),
+        ],
+        &[("TRELLIS2_DEVICE", "cpu")],
     );
     assert_eq!(g.status.code(), Some(1));
-    assert!(text(&g.stderr).contains("not built"), "{}", text(&g.stderr));
+    assert!(
+        text(&g.stderr).contains("pipeline.json"),
+        "{}",
+        text(&g.stderr)
+    );
+}
+
+/// ONNX Runtime for a child whose HOME hides the default install (`trellis2()` sets one).
+fn ort() -> String {
+    t2_svc_rmbg::compute::onnxruntime_library()
+        .expect("ONNX Runtime: run `eval \"$(scripts/setup-onnxruntime.sh)\"`")
+        .display()
+        .to_string()
+}
+
+/// A photo the demo models turn into a mesh through the background-removal path (see
+/// `gateway/tests/common/demo.rs`).
+fn photo_jpeg() -> Vec<u8> {
+    let (w, h) = (160u32, 120u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
+        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+        if (dx * dx + dy * dy).sqrt() < r {
+            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
+            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
+        } else {
+            [40, 160, 200].into()
+        }
+    });
+    let mut out = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    out
 }
 
 #[test]
