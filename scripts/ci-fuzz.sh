@@ -13,6 +13,7 @@
 #   FUZZ_SECONDS   fuzzing time per target (default 45)
 #   FUZZ_PARALLEL  targets fuzzed at once (default: the number of cores, at most 2)
 #   FUZZ_REPORT    0 to leave RELIABILITY.md alone
+#   FUZZ_TARGET_DIR  cargo target dir of the sanitizer builds (default fuzz/target)
 #
 # The toolchain is stable Rust: RUSTC_BOOTSTRAP=1 lets it accept the nightly flags cargo-fuzz
 # passes (-Zsanitizer=address, -Cpasses=sancov-module). With 9 targets at 45 s, two at a time,
@@ -28,6 +29,10 @@ CORES="$(nproc 2>/dev/null || echo 2)"
 FUZZ_PARALLEL="${FUZZ_PARALLEL:-$((CORES < 2 ? 1 : 2))}"
 FUZZ_REPORT="${FUZZ_REPORT:-1}"
 CARGO_FUZZ_VERSION=0.13.2
+TARGET_DIR_ARGS=()
+if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
+    TARGET_DIR_ARGS=(--target-dir "$FUZZ_TARGET_DIR")
+fi
 
 ALL_TARGETS=(http_generate http_extract_glb image_check image_decode state_decode grpc_requests
     safetensors_load model_config onnx_load)
@@ -55,13 +60,13 @@ fi
 build_start=$(date +%s)
 log "building ${#TARGETS[@]} targets (release + debug assertions + ASan)"
 for t in "${TARGETS[@]}"; do
-    cargo fuzz build "$t"
+    cargo fuzz build "${TARGET_DIR_ARGS[@]}" "$t"
 done
 build_seconds=$(($(date +%s) - build_start))
 log "build took ${build_seconds}s"
 
 # --- fuzz ------------------------------------------------------------------------------------
-RESULTS="$ROOT/fuzz/target/ci-fuzz-results"
+RESULTS="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}/ci-fuzz-results"
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
 
@@ -88,7 +93,7 @@ fuzz_one() {
     start=$(date +%s)
     # New inputs go to the first (scratch) corpus dir; the committed seeds are only read.
     # shellcheck disable=SC2046
-    cargo fuzz run "$t" "$run_corpus" "$seeds" -- \
+    cargo fuzz run "${TARGET_DIR_ARGS[@]}" "$t" "$run_corpus" "$seeds" -- \
         -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 -malloc_limit_mb=4096 \
         -print_final_stats=1 $(extra_flags "$t") >"$out/log" 2>&1 || rc=$?
     local secs=$(($(date +%s) - start))

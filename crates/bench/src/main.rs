@@ -324,7 +324,7 @@ fn run(a: RunArgs) -> Result<()> {
 
     if !skip("pipelines") {
         let mut runs: Vec<(PipelineType, SurfaceShape, String)> = Vec::new();
-        for p in &a.pipelines {
+        for p in a.pipelines.iter().filter(|p| p.as_str() != "none") {
             runs.push((p.parse()?, SurfaceShape::sphere(), "sphere".into()));
         }
         if a.heavy {
