@@ -86,8 +86,14 @@ fn generate_body(steps: u32, pipeline: &str) -> Value {
         "shape_slat_sampling_steps": steps,
         "tex_slat_sampling_steps": steps,
         "preview_video": false,
-        "export": {"texture_size": 512, "decimation_target": 20000},
     })
+}
+
+/// A job: the generate fields and small export settings.
+fn job_body(steps: u32, pipeline: &str) -> Value {
+    let mut body = generate_body(steps, pipeline);
+    body["export"] = json!({"texture_size": 512, "decimation_target": 20000});
+    body
 }
 
 /// One answered (or unanswered) `/generate`.
@@ -266,7 +272,7 @@ async fn a_service_killed_and_restarted_under_load() {
         .send(
             reqwest::Method::POST,
             "/v1/jobs",
-            Some(&generate_body(100, "1024_cascade")),
+            Some(&job_body(100, "1024_cascade")),
         )
         .await;
     assert_eq!(status, 202, "{created}");
@@ -352,7 +358,7 @@ async fn a_service_killed_and_restarted_under_load() {
         .send(
             reqwest::Method::POST,
             "/v1/jobs",
-            Some(&generate_body(2, "512")),
+            Some(&job_body(2, "512")),
         )
         .await;
     assert_eq!(status, 202, "{created}");

@@ -199,18 +199,32 @@ impl TokenStore {
     /// `expected_name`). Every stored hash is compared, in constant time each, so timing does
     /// not reveal which token or how much of it matched.
     pub fn verify(&self, presented: &str, expected_name: Option<&str>) -> Option<String> {
-        let h = hash(presented);
-        let mut found = None;
-        for (stored, name) in self.hashes().ok()? {
-            if bool::from(stored.ct_eq(&h)) {
-                found = Some(name);
-            }
-        }
+        let stored = self.hashes().ok()?;
+        let found = find_match(&hash(presented), &stored, |a, b| a.ct_eq(b)).map(str::to_string);
         match (found, expected_name) {
             (Some(name), Some(expected)) if name != expected => None,
             (found, _) => found,
         }
     }
+}
+
+/// The name of the stored hash equal to `presented`, comparing with `eq` against every stored
+/// hash without stopping at a match. Both sides are SHA-256 digests, so every comparison is of
+/// 32 bytes whatever the presented token's length (nothing to return early on), and the work
+/// done depends only on how many tokens are stored. `eq` is `subtle`'s constant-time equality
+/// in production; tests pass a counting one.
+fn find_match<'a>(
+    presented: &[u8; 32],
+    stored: &'a [([u8; 32], String)],
+    eq: impl Fn(&[u8; 32], &[u8; 32]) -> subtle::Choice,
+) -> Option<&'a str> {
+    let mut found = None;
+    for (hash, name) in stored {
+        if bool::from(eq(hash, presented)) {
+            found = Some(name.as_str());
+        }
+    }
+    found
 }
 
 /// Masks a credential for logs: at most its first 4 characters.
@@ -241,7 +255,9 @@ pub async fn require_auth(
     } else if let (Some(key), Some(secret)) = (header("modal-key"), header("modal-secret")) {
         let who = store.verify(secret, Some(key));
         if who.is_none() {
-            tracing::info!(key = %key, "rejected Modal-Key/Modal-Secret pair");
+            // Masked like a secret: a client that swaps the two headers sends its token as
+            // the key.
+            tracing::info!(key = %mask(key), "rejected Modal-Key/Modal-Secret pair");
         }
         who.ok_or("invalid Modal-Key/Modal-Secret pair")
     } else {
@@ -283,6 +299,36 @@ mod tests {
         store.revoke("alice").unwrap();
         assert_eq!(store.verify(&a, None), None);
         assert!(matches!(store.revoke("alice"), Err(TokenError::Unknown(_))));
+    }
+
+    #[test]
+    fn every_stored_token_is_compared_in_constant_time_whatever_the_input() {
+        use std::cell::Cell;
+        let stored: Vec<([u8; 32], String)> = ["alice", "bob", "carol"]
+            .iter()
+            .map(|n| (hash(&format!("t2_{n}-secret")), n.to_string()))
+            .collect();
+        // The first token matches at the first comparison; a 0-byte, a 1-byte, a 1 MB and a
+        // matching-prefix token match nothing. Each takes exactly one 32-byte comparison per
+        // stored token: no early return on a match, on a length or on a prefix.
+        let long = "t".repeat(1 << 20);
+        for (presented, want) in [
+            ("t2_alice-secret", Some("alice")),
+            ("t2_carol-secret", Some("carol")),
+            ("", None),
+            ("t", None),
+            (long.as_str(), None),
+            ("t2_alice-secre", None),
+            ("t2_alice-secretX", None),
+        ] {
+            let calls = Cell::new(0);
+            let got = find_match(&hash(presented), &stored, |a, b| {
+                calls.set(calls.get() + 1);
+                a.ct_eq(b)
+            });
+            assert_eq!(got, want, "{:?}", &presented[..presented.len().min(20)]);
+            assert_eq!(calls.get(), stored.len(), "comparisons for {want:?}");
+        }
     }
 
     #[test]

@@ -13,15 +13,26 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::jobs::{ArtifactError, JobRecord, JobStatus};
 use crate::types::{GenerateBody, JobCreated, JobView};
 
+/// The job store failing (disk full, read-only, I/O error) is the server's condition, not the
+/// client's, and usually passes: 503 `unavailable` with `Retry-After`, the cause logged only.
 fn store_error(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "job store failed");
-    ApiError::internal("job store unavailable")
+    ApiError::new(
+        t2_proto::ErrorCode::Unavailable,
+        "job store unavailable; retry later",
+    )
 }
 
 async fn owned_job(s: &AppState, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
     match s.job_store.get(id).await.map_err(store_error)? {
         // Another caller's job is reported exactly like a missing one.
-        Some(r) if r.owner == caller.0 => Ok(r),
+        Some(mut r) if r.owner == caller.0 => {
+            // A job that ended while the store refused writes: its outcome, not the stale row.
+            if let Some(o) = s.jobs.unrecorded(id) {
+                (r.status, r.error, r.artifacts) = (o.status, o.error, o.artifacts);
+            }
+            Ok(r)
+        }
         _ => Err(ApiError::not_found(format!("no job {id:?}"))),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use t2_proto::{ProgressSink, ServiceError};
@@ -16,6 +17,17 @@ use crate::pipeline::{
     self, GLB_ARTIFACT, GeneratePlan, Orchestrator, STATE_ARTIFACT, VIDEO_ARTIFACT,
 };
 
+/// A job's final state that the store could not take yet (disk full, read-only, I/O error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: JobStatus,
+    pub error: Option<JobError>,
+    pub artifacts: Vec<String>,
+}
+
+/// Longest pause between attempts to record an outcome the store refused.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 pub struct JobRunner {
     store: Arc<dyn JobStore>,
     artifacts: ArtifactStore,
@@ -24,6 +36,10 @@ pub struct JobRunner {
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
     running: Mutex<HashMap<String, AbortHandle>>,
+    /// Outcomes waiting to be written: served to pollers meanwhile, so a job never looks
+    /// unfinished just because its record could not be updated (they are lost with the
+    /// process, whose restart then fails the record with [`crate::RESTART_REASON`]).
+    unrecorded: Arc<Mutex<HashMap<String, Outcome>>>,
 }
 
 impl JobRunner {
@@ -43,7 +59,49 @@ impl JobRunner {
             metrics,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             running: Mutex::new(HashMap::new()),
+            unrecorded: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The final state of a job that ended while its record could not be written.
+    pub fn unrecorded(&self, id: &str) -> Option<Outcome> {
+        self.unrecorded
+            .lock()
+            .expect("outcome map lock")
+            .get(id)
+            .cloned()
+    }
+
+    /// Writes a job's final state; if the store refuses, keeps it in memory (see
+    /// [`Self::unrecorded`]) and retries in the background with backoff until it is written.
+    async fn record(&self, id: &str, outcome: Outcome) {
+        let write = |store: Arc<dyn JobStore>, id: String, o: Outcome| async move {
+            store
+                .transition(&id, o.status, o.error.clone(), &o.artifacts)
+                .await
+        };
+        let Err(e) = write(self.store.clone(), id.to_string(), outcome.clone()).await else {
+            return;
+        };
+        tracing::error!(error = %e, "job store failed; retrying the job's final state");
+        self.unrecorded
+            .lock()
+            .expect("outcome map lock")
+            .insert(id.to_string(), outcome.clone());
+        let (store, pending, id) = (self.store.clone(), self.unrecorded.clone(), id.to_string());
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(500);
+            loop {
+                tokio::time::sleep(pause).await;
+                match write(store.clone(), id.clone(), outcome.clone()).await {
+                    Ok(_) => break,
+                    Err(e) => tracing::warn!(error = %e, "job store still failing"),
+                }
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+            }
+            pending.lock().expect("outcome map lock").remove(&id);
+            tracing::info!("job's final state recorded after the store recovered");
+        });
     }
 
     /// Starts a queued job in the background.
@@ -99,7 +157,21 @@ impl JobRunner {
             Ok(true) => {}
             Ok(false) => return, // cancelled while queued
             Err(e) => {
-                tracing::error!(error = %e, "job store failed");
+                // Not run: nothing about it could be recorded. It ends failed, not queued.
+                tracing::error!(error = %e, "job store failed; the job is not run");
+                let error = JobError {
+                    code: t2_proto::ErrorCode::Unavailable.as_str().to_string(),
+                    message: "the job store failed before the job could start".into(),
+                };
+                self.record(
+                    id,
+                    Outcome {
+                        status: JobStatus::Failed,
+                        error: Some(error),
+                        artifacts: vec![],
+                    },
+                )
+                .await;
                 return;
             }
         }
@@ -119,9 +191,15 @@ impl JobRunner {
                 (JobStatus::Failed, Some(err), vec![])
             }
         };
-        if let Err(e) = self.store.transition(id, status, error, &names).await {
-            tracing::error!(error = %e, "job store failed");
-        }
+        self.record(
+            id,
+            Outcome {
+                status,
+                error,
+                artifacts: names,
+            },
+        )
+        .await;
     }
 
     async fn execute(&self, id: &str, plan: GeneratePlan) -> Result<Vec<String>, ServiceError> {

@@ -67,6 +67,15 @@ pub struct JobRecord {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("job database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "job database {0} is read-only: the gateway needs to write its data directory (check its permissions and that its filesystem is mounted read-write)"
+    )]
+    ReadOnly(String),
     #[error("job database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("job database: {0}")]
@@ -137,10 +146,22 @@ impl SqliteJobStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        let shown = || path.display().to_string();
+        let at = |source| StoreError::Open {
+            path: shown(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(at)?;
+        // SQLite silently falls back to read-only when it cannot write the file; every write
+        // would then fail later with a message that names no file. Refuse at once instead.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(at)? {
+            return Err(StoreError::ReadOnly(shown()));
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(at)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(at)?;
+        conn.execute_batch(SCHEMA).map_err(at)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
