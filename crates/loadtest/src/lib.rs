@@ -42,10 +42,17 @@ pub fn check_loopback(url: &str) -> Result<(), LoadError> {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => authority,
         });
-    match host {
-        Some("127.0.0.1" | "localhost" | "[::1]") => Ok(()),
-        Some(h) if h.starts_with("127.") => Ok(()),
-        _ => Err(LoadError::NotLoopback(url.to_string())),
+    let loopback = host.is_some_and(|h| {
+        h == "localhost"
+            || h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if loopback {
+        Ok(())
+    } else {
+        Err(LoadError::NotLoopback(url.to_string()))
     }
 }
 
@@ -228,4 +235,32 @@ impl LoadConfig {
 /// Seconds since `t`, for logs.
 pub fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_urls_are_accepted() {
+        for ok in [
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+            "http://127.1.2.3:80/x",
+        ] {
+            assert!(check_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1:8000",
+            "https://127.0.0.1:8000",
+            "http://example.com",
+            "http://127.0.0.1.evil.com:80",
+            "http://localhost.evil.com",
+            "127.0.0.1:8000",
+        ] {
+            assert!(check_loopback(bad).is_err(), "{bad}");
+        }
+    }
 }
