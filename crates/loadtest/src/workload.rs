@@ -194,7 +194,7 @@ impl Run {
                 .build()
                 .expect("a plain HTTP client builds"),
             seq: 0,
-            rng: rand::rngs::StdRng::seed_from_u64(self.config.seed ^ (no as u64 + 1) * 0x9e37),
+            rng: rand::rngs::StdRng::seed_from_u64(self.config.seed ^ ((no as u64 + 1) * 0x9e37)),
         }
     }
 
