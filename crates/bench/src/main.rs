@@ -7,9 +7,12 @@
 //!   inputs and outputs go to the dump dir for `scripts/gpu/ref_bench.py`.
 //! - `cold-start --models DIR --out cold.json`: process start → every model on the GPU and every
 //!   kernel loaded, with the kernel cache empty and then warm (runs `ready` as a child).
+//! - `dinov3 --models DIR --dump DIR --out dinov3.json`: DINOv3 at 512/1024 px, timed and dumped
+//!   for `scripts/gpu/dinov3_ref.py` (HF transformers on the same weights and pixels).
 //! - `table --ours ours.json [--ref ref.json] [--cold cold.json]`: the combined table.
 
 mod decoders;
+mod dinov3;
 mod dit;
 mod report;
 mod stages;
@@ -78,6 +81,19 @@ enum Cmd {
         /// Skip sections: any of dit, decoders, pipelines.
         #[arg(long, value_delimiter = ',')]
         skip: Vec<String>,
+    },
+    /// DINOv3 at 512 and 1024 px: timings and a dump for scripts/gpu/dinov3_ref.py.
+    Dinov3 {
+        #[arg(long)]
+        models: PathBuf,
+        #[arg(long)]
+        dump: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
     },
     /// Loads every model onto the GPU and every kernel, then exits (the cold-start child).
     Ready {
@@ -154,6 +170,13 @@ fn main() -> Result<()> {
             f32_check,
             skip,
         }),
+        Cmd::Dinov3 {
+            models,
+            dump,
+            out,
+            device,
+            reps,
+        } => dinov3::run(&models, &dump, &out, &Device::parse(&device)?, reps),
         Cmd::Ready { models } => {
             let t = Instant::now();
             let dev = Device::cuda(0)?;
