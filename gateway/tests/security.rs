@@ -10,6 +10,7 @@
 //!   is answered 413 (401 without a token) while the client has sent no body byte; huge
 //!   headers are refused;
 //! - path traversal in artifact names and job ids never reaches the file system.
+//!
 //! (The constant-time token comparison is unit-tested next to it, in `src/auth.rs`.)
 
 mod common;
