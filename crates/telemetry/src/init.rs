@@ -99,7 +99,10 @@ pub fn install(
     let tracer = provider.tracer(service_name.to_string());
     // Logs and spans are filtered separately: quieting logs with RUST_LOG=warn must not drop
     // the request spans that carry trace context across processes.
-    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // ONNX Runtime's own INFO lines (arena growth, device discovery) say nothing an operator
+    // acts on; they stay reachable with RUST_LOG=ort=info.
+    let log_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ort=warn"));
     let span_filter = std::env::var("TRELLIS2_TRACE_FILTER")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
