@@ -2,72 +2,23 @@
 //! NOT_SERVING until its models (the demo set) are loaded, then SERVING; reflection; and
 //! typed INVALID_ARGUMENTs for requests its models cannot take.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use t2_proto::common::v1::{GetInfoRequest, Image};
 use t2_proto::dinov3::v1::FeaturesRequest;
 use t2_proto::dinov3::v1::dinov3_client::Dinov3Client;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "../../shared/process_testing.rs"]
+mod process_testing;
 
-/// One demo model set per test binary.
-fn demo() -> &'static std::path::Path {
-    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("t2-svc-process-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        t2_svc_dinov3::shared::model_dir::write_demo_set(&d).unwrap();
-        d
-    })
+use process_testing::Proc;
+
+fn start() -> (Proc, String) {
+    let models = process_testing::demo_models(t2_svc_dinov3::shared::model_dir::write_demo_set);
+    let args = ["--models".as_ref(), models.as_os_str()];
+    process_testing::start(env!("CARGO_BIN_EXE_trellis2-dinov3"), &args)
 }
 
 async fn wait_serving(channel: &tonic::transport::Channel) {
-    for _ in 0..300 {
-        let status = HealthClient::new(channel.clone())
-            .check(HealthCheckRequest {
-                service: t2_proto::service_names::DINOV3.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status();
-        if status == ServingStatus::Serving {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("never SERVING");
-}
-
-fn start() -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trellis2-dinov3"))
-        .args(["--listen", "127.0.0.1:0", "--models"])
-        .arg(demo())
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (Proc(child), format!("http://{addr}"))
+    process_testing::wait_serving(channel, t2_proto::service_names::DINOV3).await
 }
 
 #[tokio::test]

@@ -2,9 +2,7 @@
 //! health NOT_SERVING until the model is loaded then SERVING, reflection, a real cut-out, clear
 //! INVALID_ARGUMENTs, and a wrong model file named in `GetInfo` while health stays NOT_SERVING.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use t2_proto::common::v1::{GetInfoRequest, Image};
@@ -12,17 +10,12 @@ use t2_proto::rmbg::v1::RemoveBackgroundRequest;
 use t2_proto::rmbg::v1::background_removal_client::BackgroundRemovalClient;
 use t2_svc_rmbg::shared::model_dir::RMBG_ONNX;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "../../shared/process_testing.rs"]
+mod process_testing;
+
+use process_testing::Proc;
 
 fn model_dir(onnx: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -36,35 +29,17 @@ fn model_dir(onnx: &str) -> tempfile::TempDir {
 }
 
 fn start(models: &Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trellis2-rmbg"))
-        .args(["--listen", "127.0.0.1:0", "--provider", "cpu", "--models"])
-        .arg(models)
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (Proc(child), format!("http://{addr}"))
+    let args = [
+        "--provider".as_ref(),
+        "cpu".as_ref(),
+        "--models".as_ref(),
+        models.as_os_str(),
+    ];
+    process_testing::start(env!("CARGO_BIN_EXE_trellis2-rmbg"), &args)
 }
 
 async fn health(channel: &Channel) -> ServingStatus {
-    HealthClient::new(channel.clone())
-        .check(HealthCheckRequest {
-            service: t2_proto::service_names::RMBG.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status()
+    process_testing::health(channel, t2_proto::service_names::RMBG).await
 }
 
 #[tokio::test]
