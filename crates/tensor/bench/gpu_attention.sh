@@ -18,7 +18,7 @@ echo "smoke rc $rc ($(( $(date +%s) - t0 )) s)"
 if [ "$rc" = 124 ]; then echo "SMOKE HUNG: skipping the rest"; exit 1; fi
 TRELLIS2_CUDA_SYNC=1 timeout 200 ./t2-gpu-parity ${PARITY_FILTER:-attention} 2>&1 | grep -v '^case ' | tee "$OUT/parity.txt"
 echo "parity done ($(( $(date +%s) - t0 )) s)"
-mkdir -p /tmp/b && timeout 200 ./t2-gpu-bench /tmp/b ${BENCH_FILTER:-self cross} 2>&1 | tee "$OUT/bench.txt"
+mkdir -p /tmp/b && timeout 200 ./t2-gpu-bench /tmp/b ${BENCH_FILTER:-self cross dinov3} 2>&1 | tee "$OUT/bench.txt"
 PYTHONUNBUFFERED=1 timeout 200 python3 torch_baseline.py /tmp/b 2>&1 | tee "$OUT/torch.txt"
 cp /tmp/b/combined.json "$OUT/" 2>/dev/null
 echo "all done ($(( $(date +%s) - t0 )) s)"

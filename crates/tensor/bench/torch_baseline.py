@@ -7,6 +7,8 @@ Usage: torch_baseline.py DIR   (DIR holds the rust.json and sparse-conv voxel fi
 prints both sides with the throughput ratio ours/torch:
   gemm        -> torch.nn.functional.linear (cuBLAS/cuBLASLt through torch.matmul)
   attention   -> torch.nn.functional.scaled_dot_product_attention, default backend choice
+                 (f32: the memory-efficient kernel, whose fp32 GEMMs on sm_80+ are CUTLASS's
+                 3xTF32 on tensor cores; ours is plain f32 FMA, so that row is not like for like)
   sparse_conv -> gather-GEMM-scatter: for each of the 27 offsets, gather the neighbour rows,
                  one f16 GEMM with that offset's [Co, Ci] weights, index_add_ into an f32
                  accumulator (f32 accumulation, like ours), cast to f16 at the end
@@ -54,7 +56,7 @@ def bench_gemm(p, flops):
 
 
 def bench_attention(p, flops):
-    dt = torch.bfloat16 if p["dtype"] == "bf16" else torch.float16
+    dt = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[p["dtype"]]
     shape_q = (1, p["nq"], p["heads"], p["d"])
     shape_k = (1, p["nk"], p["heads"], p["d"])
     q = (torch.rand(shape_q, device="cuda", dtype=dt) * 4 - 2).transpose(1, 2)

@@ -1,6 +1,8 @@
 //! GPU bench: achieved TFLOP/s (GB/s for memory-bound ops) of the CUDA backend on the shapes
 //! TRELLIS.2 runs — DiT GEMMs, attention at 4,096 / 9,600 / 21,600 / 49,152 tokens (12 heads of
-//! 128), the SC-VAE decoders' sparse convs at their level sizes — written as JSON for
+//! 128), DINOv3's f32 attention at 1,029 / 4,101 tokens (16 heads of 64; the exact-f32 kernel
+//! next to the generic one it replaced), the SC-VAE decoders' sparse convs at their level
+//! sizes — written as JSON for
 //! `bench/torch_baseline.py`, which times PyTorch on the same cases in the same run and prints
 //! both with ratios.
 //!
@@ -56,15 +58,15 @@ fn gemm(
     Ok(())
 }
 
+/// One attention case; `(h, d)`: heads and head dim.
 fn attention(
     dev: &Device,
     rows: &mut Vec<Row>,
     name: &str,
-    nq: usize,
-    nk: usize,
+    (nq, nk): (usize, usize),
+    (h, d): (usize, usize),
     dt: DType,
 ) -> Result<()> {
-    let (h, d) = (12, 128);
     let q = rand(&[1, nq, h, d], dt, 4, 2.0)?.to_device(dev)?;
     let k = rand(&[1, nk, h, d], dt, 5, 2.0)?.to_device(dev)?;
     let v = rand(&[1, nk, h, d], dt, 6, 1.0)?.to_device(dev)?;
@@ -79,7 +81,7 @@ fn attention(
         name: name.into(),
         params: serde_json::json!({"nq": nq, "nk": nk, "heads": h, "d": d, "dtype": dt.as_str()}),
         flops,
-        bytes: 2.0 * ((2 * nq + 2 * nk) * h * d) as f64,
+        bytes: (dt.size_in_bytes() * (2 * nq + 2 * nk) * h * d) as f64,
         ms,
     });
     Ok(())
@@ -206,7 +208,24 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     ];
     for (name, nq, nk, dt) in attn {
         if want(name) {
-            attention(&dev, &mut rows, name, nq, nk, dt)?;
+            attention(&dev, &mut rows, name, (nq, nk), (12, 128), dt)?;
+        }
+    }
+    // DINOv3 ViT-L/16 in f32 (the reference runs it in f32): 16 heads of 64 at 512 px (1,029
+    // tokens) and 1,024 px (4,101); `generic` is the kernel f32 used before (the A/B baseline).
+    let f32_attn = [
+        ("dinov3 1029 f32", 1029, 16, 64, ""),
+        ("dinov3 4101 f32", 4101, 16, 64, ""),
+        ("self 4096 f32 d128", 4096, 12, 128, ""),
+        ("dinov3 1029 f32 generic", 1029, 16, 64, "generic"),
+        ("dinov3 4101 f32 generic", 4101, 16, 64, "generic"),
+    ];
+    for (name, n, h, d, variant) in f32_attn {
+        if want(name) {
+            // SAFETY: single-threaded here.
+            unsafe { std::env::set_var("TRELLIS2_FLASH", variant) };
+            attention(&dev, &mut rows, name, (n, n), (h, d), DType::F32)?;
+            unsafe { std::env::remove_var("TRELLIS2_FLASH") };
         }
     }
     // A/B: the other flash kernels on the same shapes (the H200 default is the FA3-style
@@ -224,7 +243,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             if want(&name) {
                 // SAFETY: single-threaded here.
                 unsafe { std::env::set_var("TRELLIS2_FLASH", variant) };
-                attention(&dev, &mut rows, &name, nq, nk, dt)?;
+                attention(&dev, &mut rows, &name, (nq, nk), (12, 128), dt)?;
                 unsafe { std::env::remove_var("TRELLIS2_FLASH") };
             }
         }

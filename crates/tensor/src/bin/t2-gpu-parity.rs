@@ -11,7 +11,9 @@
 //!   at most 2⁻⁷ ≈ 7.8e-3 for bf16 (8 significant bits) and 2⁻¹⁰ ≈ 9.8e-4 for f16: tolerances
 //!   8e-3 and 1e-3; f32 outputs 1e-5 (long sums), a few ulps (2e-6) for transcendentals;
 //! - attention: the GPU rounds the softmax weights P to the input dtype before P·V (as
-//!   FlashAttention), the CPU keeps f32: 1e-2 for bf16, 2e-3 for f16.
+//!   FlashAttention), the CPU keeps f32: 1e-2 for bf16, 2e-3 for f16. f32 attention (the
+//!   exact-f32 flash kernel and the generic one: IEEE FMAs, no TF32) only differs in summation
+//!   order and exp ulps: 1e-5, like the other long f32 sums.
 //!
 //! Each GPU output buffer is pre-filled with NaN (through the caching allocator) so an element
 //! the kernel never writes shows up as an infinite error.
@@ -546,6 +548,7 @@ fn attention_cases(cases: &mut Vec<Case>) {
     cases.push(case("attention/self-9600/f32", 1e-5, |g| {
         attention_case(g, 9600, 9600, 12, 128, DType::F32, 256)
     }));
+    f32_attention_cases(cases);
     // The SS stage's cross-attention with the CFG pair batched (B = 2, image tokens 1,029).
     cases.push(case("attention/b2-cross-4096x1029/bf16", 1e-2, |g| {
         attention_case_batched(g, 2, 4096, 1029, 12, 128, DType::BF16, 512)
@@ -594,6 +597,44 @@ fn attention_cases(cases: &mut Vec<Case>) {
     }));
     cases.push(case("attention/d96-generic/bf16", 1e-2, |g| {
         attention_case(g, 700, 900, 2, 96, DType::BF16, 700)
+    }));
+}
+
+/// f32 attention beyond the two cases above: DINOv3 at 1024 px (4,101 tokens, 16 heads of 64),
+/// ragged lengths (a partial last key tile, fewer keys than one tile, a partial query block),
+/// B = 2, and the generic kernel (other head dims, or forced) on the same footing. All 1e-5.
+fn f32_attention_cases(cases: &mut Vec<Case>) {
+    cases.push(case("attention/dinov3-4101/f32", 1e-5, |g| {
+        attention_case(g, 4101, 4101, 16, 64, DType::F32, 1025)
+    }));
+    cases.push(case("attention/ragged-777/f32-d64", 1e-5, |g| {
+        attention_case(g, 777, 777, 3, 64, DType::F32, 777)
+    }));
+    cases.push(case("attention/ragged-777/f32-d128", 1e-5, |g| {
+        attention_case(g, 777, 777, 3, 128, DType::F32, 777)
+    }));
+    cases.push(case("attention/cross-1000x777/f32-d128", 1e-5, |g| {
+        attention_case(g, 1000, 777, 4, 128, DType::F32, 1000)
+    }));
+    cases.push(case("attention/cross-130x4101/f32-d64", 1e-5, |g| {
+        attention_case(g, 130, 4101, 16, 64, DType::F32, 130)
+    }));
+    cases.push(case("attention/short-300x50/f32-d64", 1e-5, |g| {
+        attention_case(g, 300, 50, 4, 64, DType::F32, 300)
+    }));
+    cases.push(case("attention/short-33x20/f32-d128", 1e-5, |g| {
+        attention_case(g, 33, 20, 2, 128, DType::F32, 33)
+    }));
+    cases.push(case("attention/b2-odd-333x129/f32-d64", 1e-5, |g| {
+        attention_case_batched(g, 2, 333, 129, 5, 64, DType::F32, 333)
+    }));
+    cases.push(case("attention/d96-generic/f32", 1e-5, |g| {
+        attention_case(g, 700, 900, 2, 96, DType::F32, 700)
+    }));
+    cases.push(case("attention/dinov3-1029-generic/f32", 1e-5, |g| {
+        with_flash("generic", || {
+            attention_case(g, 1029, 1029, 16, 64, DType::F32, 1029)
+        })
     }));
 }
 

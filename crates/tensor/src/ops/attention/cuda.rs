@@ -1,8 +1,10 @@
 //! Launchers for attention.cu and attention_sm90.cu. f16/bf16 with head dim 128 on an sm_90 GPU
 //! (the DiTs on the H200): the FlashAttention-3-style kernel (TMA producer warpgroup, two
 //! ping-ponging wgmma consumer warpgroups); f16/bf16 with head dim 64 or 128 elsewhere (and
-//! DINOv3's 64): the mma.sync flash kernel; anything else (and f32, the parity path): the
-//! generic kernel. `TRELLIS2_FLASH` picks another flash kernel on Hopper for A/B runs:
+//! DINOv3's 64): the mma.sync flash kernel; f32 with head dim 64 or 128 (DINOv3 in f32, the
+//! parity path): the exact-f32 flash kernel on the FMA units; anything else: the generic
+//! kernel. `TRELLIS2_FLASH=generic` forces the generic kernel for any dtype (the f32 A/B
+//! baseline). `TRELLIS2_FLASH` picks another flash kernel on Hopper for A/B runs:
 //! `fa3-bc128` (128-key tiles instead of 176), `fa3-nopp` (no ping-pong), `sm90-v1` (the earlier wgmma
 //! kernel: cp.async, 3 warpgroups, 128-key tiles), `sm90-bc64` (that with 64-key tiles),
 //! `sm90-nostagger` (that without warpgroup staggering), `sm80` (mma.sync).
@@ -27,6 +29,13 @@ const TILE_ROW_BYTES: usize = 128 * 2;
 const F_BR: usize = 128;
 const F_THREADS: u32 = 384;
 const F_ROW_BYTES: usize = 128 * 2;
+/// attention.cu's AF_BR and AF_THREADS, and the key-tile length of `attn_f32_d<D>` (shared
+/// memory: Q [AF_BR][D+4], K and V [BC][D+4], P [AF_BR][BC+16] floats).
+const AF_BR: usize = 64;
+const AF_THREADS: u32 = 128;
+const fn af_bc(d: usize) -> usize {
+    if d == 64 { 64 } else { 32 }
+}
 /// attention.cu's GA_WARPS and GA_MAXD.
 const GA_WARPS: usize = 4;
 const GA_MAXD: usize = 128;
@@ -49,11 +58,43 @@ pub(super) fn attention(
     if nk == 0 {
         return Err(Error::shape(OP, "no keys: softmax over an empty set"));
     }
-    let flash =
-        matches!(q.dtype(), DType::F16 | DType::BF16) && dh == dv && (dh == 64 || dh == 128);
+    let choice = std::env::var("TRELLIS2_FLASH").unwrap_or_default();
+    let generic = choice == "generic";
+    let scale_log2 = scale * std::f32::consts::LOG2_E;
+    let flash_dims = dh == dv && (dh == 64 || dh == 128);
+    // attn_f32 reads and writes float4s: every row start must be 16-byte aligned (it is for
+    // the allocator's buffers; checked so a future view with an odd offset falls back).
+    let aligned = [ptr(q)?, ptr(k)?, ptr(v)?, ptr(&out)?]
+        .iter()
+        .all(|p| p % 16 == 0);
+    if q.dtype() == DType::F32 && flash_dims && aligned && !generic {
+        let bc = af_bc(dh);
+        let mut a = args![
+            ptr(&out)?,
+            ptr(q)?,
+            ptr(k)?,
+            ptr(v)?,
+            nq as i32,
+            nk as i32,
+            h as i32,
+            scale_log2
+        ];
+        let pad = dh + 4;
+        let dims = Dims {
+            grid: (nq.div_ceil(AF_BR) as u32, h as u32, b as u32),
+            block: (AF_THREADS, 1, 1),
+            smem: ((AF_BR * pad + 2 * bc * pad + AF_BR * (bc + 16)) * 4) as u32,
+        };
+        d.launch(
+            &kernels::ATTENTION,
+            &format!("attn_f32_d{dh}"),
+            dims,
+            &mut a,
+        )?;
+        return Ok(out);
+    }
+    let flash = matches!(q.dtype(), DType::F16 | DType::BF16) && flash_dims && !generic;
     if flash {
-        let scale_log2 = scale * std::f32::consts::LOG2_E;
-        let choice = std::env::var("TRELLIS2_FLASH").unwrap_or_default();
         let hopper = d.compute_capability() == (9, 0) && dh == 128 && choice != "sm80";
         let mut a = args![
             ptr(&out)?,
