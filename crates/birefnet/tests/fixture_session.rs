@@ -105,7 +105,34 @@ fn auto_reports_the_provider_it_got() {
     // The CPU wheel has no CUDA provider; a GPU build on a GPU host reports CUDA.
     eprintln!("Provider::Auto is running on {}", net.provider().as_str());
     match load("rmbg_fixture.onnx", Provider::Cuda) {
-        Ok(cuda) => assert_eq!(cuda.provider(), ActiveProvider::Cuda),
+        Ok(cuda) => {
+            assert_eq!(cuda.provider(), ActiveProvider::Cuda);
+            // The same cut-out as the CPU provider: the mask's float math may round differently
+            // in the last bits, so one 8-bit level of difference is allowed, no more.
+            let cpu = load("rmbg_fixture.onnx", Provider::Cpu).unwrap();
+            let img = photo();
+            let on_gpu = cuda.remove_background(&img).unwrap();
+            let on_cpu = cpu.remove_background(&img).unwrap();
+            let worst = on_gpu
+                .as_raw()
+                .iter()
+                .zip(on_cpu.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(worst <= 1, "CUDA and CPU cut-outs differ by {worst} levels");
+            let reps = 20;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                cuda.remove_background(&img).unwrap();
+            }
+            eprintln!(
+                "CUDA execution provider: {:.3} ms per {}x{} image (fixture model), max diff to CPU {worst}",
+                t.elapsed().as_secs_f64() * 1e3 / reps as f64,
+                img.width(),
+                img.height()
+            );
+        }
         Err(e) => {
             assert!(matches!(e, BiRefNetError::CudaUnavailable { .. }), "{e}");
             assert_eq!(net.provider(), ActiveProvider::Cpu);
