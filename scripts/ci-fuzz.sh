@@ -14,11 +14,16 @@
 #   FUZZ_PARALLEL  targets fuzzed at once (default: the number of cores, at most 2)
 #   FUZZ_REPORT    0 to leave RELIABILITY.md alone
 #   FUZZ_TARGET_DIR  cargo target dir of the sanitizer builds (default fuzz/target)
+#   FUZZ_CORPUS_RUN  scratch corpus the fuzzer adds to (default fuzz/corpus-run; it grows across
+#                    runs and is replayed first, which libFuzzer does not count in -max_total_time)
+#   FUZZ_CODEGEN_UNITS  codegen units of the sanitizer build (default 16: cargo-fuzz's own
+#                    default of 1 makes the cold build of the whole dependency graph far slower)
 #
 # The toolchain is stable Rust: RUSTC_BOOTSTRAP=1 lets it accept the nightly flags cargo-fuzz
-# passes (-Zsanitizer=address, -Cpasses=sancov-module). With 9 targets at 45 s, two at a time,
-# the fuzzing itself takes ~3.5 min on 2 cores; a cold sanitizer build of the dependency graph
-# comes on top (it is cached in fuzz/target afterwards).
+# passes (-Zsanitizer=address, -Cpasses=sancov-module). Measured on 2 cores: a cold sanitizer
+# build of the whole dependency graph takes ~9 min with 16 codegen units (37 min with
+# cargo-fuzz's default of 1, on cores shared with other builds); fuzzing takes about
+# 9 × FUZZ_SECONDS / 2 plus a few seconds per target; installing cargo-fuzz ~25 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,10 +34,14 @@ CORES="$(nproc 2>/dev/null || echo 2)"
 FUZZ_PARALLEL="${FUZZ_PARALLEL:-$((CORES < 2 ? 1 : 2))}"
 FUZZ_REPORT="${FUZZ_REPORT:-1}"
 CARGO_FUZZ_VERSION=0.13.2
+FUZZ_CORPUS_RUN="${FUZZ_CORPUS_RUN:-$ROOT/fuzz/corpus-run}"
+FUZZ_CODEGEN_UNITS="${FUZZ_CODEGEN_UNITS:-16}"
 TARGET_DIR_ARGS=()
 if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
     TARGET_DIR_ARGS=(--target-dir "$FUZZ_TARGET_DIR")
 fi
+# The same flags for build and run, so `cargo fuzz run` never rebuilds differently.
+BUILD_ARGS=("${TARGET_DIR_ARGS[@]}" --codegen-units "$FUZZ_CODEGEN_UNITS")
 
 ALL_TARGETS=(http_generate http_extract_glb image_check image_decode state_decode grpc_requests
     safetensors_load model_config onnx_load)
@@ -57,13 +66,22 @@ if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
 fi
 
 # --- build -----------------------------------------------------------------------------------
+scratch_start=$(find "$FUZZ_CORPUS_RUN" -type f 2>/dev/null | wc -l)
+build_dir="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}/x86_64-unknown-linux-gnu/release"
+build_kind=$([[ -d "$build_dir" ]] && echo "incremental" || echo "cold")
 build_start=$(date +%s)
-log "building ${#TARGETS[@]} targets (release + debug assertions + ASan)"
-for t in "${TARGETS[@]}"; do
-    cargo fuzz build "${TARGET_DIR_ARGS[@]}" "$t"
-done
+log "building ${#TARGETS[@]} targets (release + debug assertions + ASan, $build_kind)"
+if [[ "${TARGETS[*]}" == "${ALL_TARGETS[*]}" ]]; then
+    cargo fuzz build "${BUILD_ARGS[@]}" # one cargo invocation: the bins link in parallel
+else
+    for t in "${TARGETS[@]}"; do
+        cargo fuzz build "${BUILD_ARGS[@]}" "$t"
+    done
+fi
 build_seconds=$(($(date +%s) - build_start))
-log "build took ${build_seconds}s"
+# The 5-minute load average at the end says whether other work shared the cores.
+build_load=$(cut -d' ' -f2 /proc/loadavg 2>/dev/null || echo "?")
+log "build took ${build_seconds}s ($build_kind, load average $build_load on $CORES cores)"
 
 # --- fuzz ------------------------------------------------------------------------------------
 RESULTS="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}/ci-fuzz-results"
@@ -84,7 +102,7 @@ extra_flags() {
 
 fuzz_one() {
     local t=$1
-    local run_corpus="$ROOT/fuzz/corpus-run/$t" seeds="$ROOT/fuzz/corpus/$t"
+    local run_corpus="$FUZZ_CORPUS_RUN/$t" seeds="$ROOT/fuzz/corpus/$t"
     local out="$RESULTS/$t"
     mkdir -p "$run_corpus" "$seeds" "$out" "$ROOT/fuzz/artifacts/$t"
     local before
@@ -93,7 +111,7 @@ fuzz_one() {
     start=$(date +%s)
     # New inputs go to the first (scratch) corpus dir; the committed seeds are only read.
     # shellcheck disable=SC2046
-    cargo fuzz run "${TARGET_DIR_ARGS[@]}" "$t" "$run_corpus" "$seeds" -- \
+    cargo fuzz run "${BUILD_ARGS[@]}" "$t" "$run_corpus" "$seeds" -- \
         -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 -malloc_limit_mb=4096 \
         -print_final_stats=1 $(extra_flags "$t") >"$out/log" 2>&1 || rc=$?
     local secs=$(($(date +%s) - start))
@@ -118,6 +136,7 @@ fuzz_one() {
     fi
 }
 
+fuzz_start=$(date +%s)
 running=0
 for t in "${TARGETS[@]}"; do
     fuzz_one "$t" &
@@ -128,6 +147,7 @@ for t in "${TARGETS[@]}"; do
     fi
 done
 wait || true
+fuzz_seconds=$(($(date +%s) - fuzz_start))
 
 # --- report ----------------------------------------------------------------------------------
 failed=0
@@ -150,7 +170,9 @@ if [[ "$FUZZ_REPORT" != 0 ]]; then
 Last run: $(date -u +%Y-%m-%dT%H:%MZ), commit \`$commit\`, $CORES cores, ${FUZZ_SECONDS} s per
 target, $FUZZ_PARALLEL at a time, libFuzzer with AddressSanitizer, debug assertions and overflow
 checks (\`cargo fuzz\` $CARGO_FUZZ_VERSION on $(rustc --version | cut -d' ' -f1-2) with
-RUSTC_BOOTSTRAP=1). Build: ${build_seconds} s. Inputs executed in total: $total_execs.
+RUSTC_BOOTSTRAP=1, $FUZZ_CODEGEN_UNITS codegen units). Build: ${build_seconds} s ($build_kind;
+load average $build_load on $CORES cores at its end). Fuzzing: ${fuzz_seconds} s, from the committed
+seeds plus $scratch_start inputs kept from earlier runs. Inputs executed in total: $total_execs.
 Result: $([[ $failed == 0 ]] && echo 'no crash, timeout, leak or OOM' || echo '**FAILED** (see fuzz/artifacts/)').
 
 $table
