@@ -49,6 +49,8 @@ pub struct Report {
     /// Accepted jobs by terminal state (and error code); `unfinished` for none.
     pub jobs: BTreeMap<String, usize>,
     pub accepted_jobs: usize,
+    /// Why jobs failed (id, seed, code, message).
+    pub job_failures: Vec<String>,
     pub store: Option<StoreCheck>,
     /// (requests the server counted, requests sent).
     pub server_count: Option<(u64, u64)>,
@@ -140,6 +142,7 @@ pub(crate) fn build(
         answers: rec.answers.lock().expect("answers lock").clone(),
         jobs,
         accepted_jobs: accepted.len(),
+        job_failures: rec.job_failures.lock().expect("failures lock").clone(),
         store,
         server_count,
         rss,
@@ -263,6 +266,9 @@ impl Report {
                 jobs.join(", ")
             }
         );
+        for f in self.job_failures.iter().take(10) {
+            let _ = writeln!(s, "  - {}", f.chars().take(300).collect::<String>());
+        }
         if let Some(st) = &self.store {
             let _ = writeln!(
                 s,

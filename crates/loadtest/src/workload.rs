@@ -114,6 +114,10 @@ pub struct Recorder {
     pub samples: Mutex<Vec<OpSample>>,
     /// Accepted job ids and the terminal state each was seen in (with its error code).
     pub jobs: Mutex<BTreeMap<String, Option<(String, String)>>>,
+    /// The seed each accepted job was submitted with, to reproduce a failure.
+    pub job_seeds: Mutex<BTreeMap<String, u64>>,
+    /// `job <id> (seed <s>): <code>: <message>` of failed jobs.
+    pub job_failures: Mutex<Vec<String>>,
     pub violations: Mutex<Vec<String>>,
 }
 
@@ -403,7 +407,8 @@ impl Client<'_> {
     }
 
     async fn job(&mut self) -> (bool, bool) {
-        let mut body = self.run.generate_body(self.rng.random_range(0..1 << 31));
+        let seed = self.rng.random_range(0..1 << 31);
+        let mut body = self.run.generate_body(seed);
         body["export"] = json!({"texture_size": 512, "decimation_target": 20000});
         let Some(r) = self
             .call(Method::POST, "/v1/jobs", Some(&body), true, &[202, 429])
@@ -436,6 +441,12 @@ impl Client<'_> {
                 .rec
                 .violation(format!("job id {id} was handed out twice"));
         }
+        self.run
+            .rec
+            .job_seeds
+            .lock()
+            .expect("seeds lock")
+            .insert(id.clone(), seed);
         let Some((status, _)) = self.poll_job(&id, self.run.drain_deadline()).await else {
             return (false, false);
         };
@@ -462,6 +473,18 @@ impl Client<'_> {
                 let status = v["status"].as_str().unwrap_or("").to_string();
                 if is_terminal(&status) {
                     let code = v["error"]["code"].as_str().unwrap_or("").to_string();
+                    if status == "failed" {
+                        let rec = &self.run.rec;
+                        let seed = rec.job_seeds.lock().expect("seeds lock").get(id).copied();
+                        let message = v["error"]["message"].as_str().unwrap_or("");
+                        rec.job_failures
+                            .lock()
+                            .expect("failures lock")
+                            .push(format!(
+                                "job {id} (seed {}): {code}: {message}",
+                                seed.map_or("?".into(), |s| s.to_string())
+                            ));
+                    }
                     let done = (status, code);
                     self.run
                         .rec
