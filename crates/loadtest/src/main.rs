@@ -66,6 +66,11 @@ struct Args {
     /// Write the figures into this RELIABILITY.md's `loadtest` block.
     #[arg(long)]
     report: Option<PathBuf>,
+
+    /// Only write the photo every request sends (JPEG) here and exit: with a failed job's
+    /// seed, `trellis2 generate --local` reproduces it.
+    #[arg(long)]
+    write_photo: Option<PathBuf>,
 }
 
 fn parse_mix(s: &str) -> anyhow::Result<Mix> {
@@ -90,6 +95,11 @@ fn parse_mix(s: &str) -> anyhow::Result<Mix> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if let Some(path) = &a.write_photo {
+        std::fs::write(path, t2_loadtest::workload::photo_jpeg())
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok(());
+    }
     let config = LoadConfig {
         clients: a.clients,
         duration: Duration::from_secs(a.duration),
