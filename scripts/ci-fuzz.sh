@@ -66,7 +66,7 @@ if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
 fi
 
 # --- build -----------------------------------------------------------------------------------
-scratch_start=$(find "$FUZZ_CORPUS_RUN" -type f 2>/dev/null | wc -l)
+scratch_start=$({ find "$FUZZ_CORPUS_RUN" -type f 2>/dev/null || true; } | wc -l)
 build_dir="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}/x86_64-unknown-linux-gnu/release"
 build_kind=$([[ -d "$build_dir" ]] && echo "incremental" || echo "cold")
 build_start=$(date +%s)
