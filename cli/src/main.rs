@@ -90,6 +90,13 @@ struct ServeArgs {
     /// Seconds before a synchronous call is answered 504 `timeout`.
     #[arg(long, env = "TRELLIS2_REQUEST_TIMEOUT", default_value_t = t2_gateway::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     request_timeout: u64,
+    /// Synchronous generations (`/generate`, `/extract_glb`) running at once; more get 429
+    /// `overloaded` with Retry-After.
+    #[arg(long, env = "TRELLIS2_MAX_INFLIGHT", default_value_t = t2_gateway::DEFAULT_MAX_INFLIGHT)]
+    max_inflight: usize,
+    /// Jobs waiting for a worker before new ones get 429 `overloaded`.
+    #[arg(long, env = "TRELLIS2_MAX_QUEUED_JOBS", default_value_t = t2_gateway::DEFAULT_MAX_QUEUED_JOBS)]
+    max_queued_jobs: usize,
     /// Remote services instead of in-process ones (give all four).
     #[arg(long, env = "TRELLIS2_RMBG_URL", requires_all = ["dinov3_url", "flow_url", "mesh_url"])]
     rmbg_url: Option<String>,

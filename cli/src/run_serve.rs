@@ -78,6 +78,8 @@ pub(crate) async fn serve(a: ServeArgs) -> anyhow::Result<i32> {
     let config = GatewayConfig {
         job_concurrency: a.job_concurrency,
         request_timeout: std::time::Duration::from_secs(a.request_timeout),
+        max_inflight: a.max_inflight,
+        max_queued_jobs: a.max_queued_jobs,
         ..GatewayConfig::new(a.data)
     };
     let state = AppState::open(&config, backends.clone()).await?;
