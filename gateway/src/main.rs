@@ -45,6 +45,12 @@ struct Args {
     /// Seconds before a synchronous call is answered 504 `timeout`.
     #[arg(long, env = "TRELLIS2_REQUEST_TIMEOUT", default_value_t = t2_gateway::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     request_timeout: u64,
+    /// Synchronous generations running at once; more get 429 `overloaded` with Retry-After.
+    #[arg(long, env = "TRELLIS2_MAX_INFLIGHT", default_value_t = t2_gateway::DEFAULT_MAX_INFLIGHT)]
+    max_inflight: usize,
+    /// Jobs waiting for a worker before new ones get 429 `overloaded`.
+    #[arg(long, env = "TRELLIS2_MAX_QUEUED_JOBS", default_value_t = t2_gateway::DEFAULT_MAX_QUEUED_JOBS)]
+    max_queued_jobs: usize,
 }
 
 #[tokio::main]
@@ -61,6 +67,8 @@ async fn main() -> anyhow::Result<()> {
     let config = GatewayConfig {
         job_concurrency: args.job_concurrency,
         request_timeout: std::time::Duration::from_secs(args.request_timeout),
+        max_inflight: args.max_inflight,
+        max_queued_jobs: args.max_queued_jobs,
         ..GatewayConfig::new(args.data)
     };
     let state = AppState::open(&config, backends).await?;
