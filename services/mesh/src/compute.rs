@@ -335,6 +335,18 @@ fn export(
         .map_err(|e| model_error(e, ErrorCode::ExtractionError))?;
     progress.report("decode", 1, 1);
     cancel.check()?;
+    if decoded.mesh.faces.is_empty() {
+        // The latents decode to no surface (e.g. an empty sparse structure); say so plainly
+        // rather than letting the first mesh step fail on its empty input.
+        return Err(ServiceError::failed(
+            ErrorCode::ExtractionError,
+            format!(
+                "the generated shape has no surface: the decoders produced {} voxels and no \
+                 faces, so there is nothing to export (another seed may give a shape)",
+                decoded.coords.len()
+            ),
+        ));
+    }
     progress.report("glb", 0, 1);
     let (glb, textured, report) = t2_mesh::to_glb(&decoded, params).map_err(mesh_error)?;
     drop(decoded);
