@@ -355,11 +355,7 @@ async fn a_service_killed_and_restarted_under_load() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, created) = http
-        .send(
-            reqwest::Method::POST,
-            "/v1/jobs",
-            Some(&job_body(2, "512")),
-        )
+        .send(reqwest::Method::POST, "/v1/jobs", Some(&job_body(2, "512")))
         .await;
     assert_eq!(status, 202, "{created}");
     let done = http
