@@ -3,17 +3,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+mod common;
+
+use common::{Proc, ort, photo_jpeg};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trellis2");
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn trellis2(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -235,37 +231,6 @@ fn serve_and_client_commands() {
         "{}",
         text(&g.stderr)
     );
-}
-
-/// ONNX Runtime for a child whose HOME hides the default install (`trellis2()` sets one).
-fn ort() -> String {
-    t2_svc_rmbg::compute::onnxruntime_library()
-        .expect("ONNX Runtime: run `eval \"$(scripts/setup-onnxruntime.sh)\"`")
-        .display()
-        .to_string()
-}
-
-/// A photo the demo models turn into a mesh through the background-removal path (see
-/// `gateway/tests/common/demo.rs`).
-fn photo_jpeg() -> Vec<u8> {
-    let (w, h) = (160u32, 120u32);
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
-        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-        if (dx * dx + dy * dy).sqrt() < r {
-            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
-            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
-        } else {
-            [40, 160, 200].into()
-        }
-    });
-    let mut out = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut out),
-        image::ImageFormat::Jpeg,
-    )
-    .unwrap();
-    out
 }
 
 #[test]

@@ -9,25 +9,20 @@
 //! has loaded its models (the gateway reconnects by itself); after that every `/generate`
 //! succeeds and a new job runs to the end.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
 
+mod common;
+
+use common::{Proc, listening, photo_jpeg};
+
 const BIN: &str = env!("CARGO_BIN_EXE_trellis2");
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `trellis2 <args>` and returns it with the address of its `listening on` line.
 fn start(args: &[&str]) -> (Proc, String) {
@@ -44,38 +39,8 @@ fn start(args: &[&str]) -> (Proc, String) {
     if let Some(ort) = ort {
         cmd.env("ORT_DYLIB_PATH", ort);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{args:?} printed {line:?}"))
-        .to_string();
-    (Proc(child), addr)
-}
-
-fn photo_jpeg() -> Vec<u8> {
-    let (w, h) = (160u32, 120u32);
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
-        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-        if (dx * dx + dy * dy).sqrt() < r {
-            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
-            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
-        } else {
-            [40, 160, 200].into()
-        }
-    });
-    let mut out = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut out),
-        image::ImageFormat::Jpeg,
-    )
-    .unwrap();
-    out
+    let child = cmd.spawn().unwrap();
+    listening(child, &format!("{args:?}"))
 }
 
 fn generate_body(steps: u32, pipeline: &str) -> Value {

@@ -8,9 +8,8 @@
 //!   serving, and nothing is lost from the job store.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -22,6 +21,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+mod common;
+
+use common::{Proc, listening, ort, photo_jpeg};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trellis2");
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -42,24 +45,9 @@ impl TraceService for Receiver {
     }
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ort() -> String {
-    t2_svc_rmbg::compute::onnxruntime_library()
-        .expect("ONNX Runtime: run `eval \"$(scripts/setup-onnxruntime.sh)\"`")
-        .display()
-        .to_string()
-}
-
 /// Starts `trellis2 <args>` and returns it with the address of its `listening on` line.
 fn start(args: &[&str], collector: &str) -> (Proc, String) {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -75,37 +63,7 @@ fn start(args: &[&str], collector: &str) -> (Proc, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{args:?} printed {line:?}"))
-        .to_string();
-    (Proc(child), addr)
-}
-
-fn photo_jpeg() -> Vec<u8> {
-    let (w, h) = (160u32, 120u32);
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
-        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-        if (dx * dx + dy * dy).sqrt() < r {
-            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
-            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
-        } else {
-            [40, 160, 200].into()
-        }
-    });
-    let mut out = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut out),
-        image::ImageFormat::Jpeg,
-    )
-    .unwrap();
-    out
+    listening(child, &format!("{args:?}"))
 }
 
 fn assert_valid_glb(glb: &[u8], name: &str) {

@@ -1,0 +1,62 @@
+//! Helpers shared by the CLI's process tests: child processes that die with the test, the
+//! `listening on ADDR` handshake, ONNX Runtime for children, and the test photo.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Takes a spawned `trellis2` (stdout piped) and returns it with the address of its first
+/// stdout line, `listening on ADDR`.
+pub fn listening(mut child: Child, what: &str) -> (Proc, String) {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{what} printed {line:?}"))
+        .to_string();
+    (Proc(child), addr)
+}
+
+/// ONNX Runtime for a child process (whose HOME may hide the default install).
+pub fn ort() -> String {
+    t2_svc_rmbg::compute::onnxruntime_library()
+        .expect("ONNX Runtime: run `eval \"$(scripts/setup-onnxruntime.sh)\"`")
+        .display()
+        .to_string()
+}
+
+/// A photo the demo models turn into a mesh through the background-removal path (see
+/// `gateway/tests/common/demo.rs`).
+pub fn photo_jpeg() -> Vec<u8> {
+    let (w, h) = (160u32, 120u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
+        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+        if (dx * dx + dy * dy).sqrt() < r {
+            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
+            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
+        } else {
+            [40, 160, 200].into()
+        }
+    });
+    let mut out = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    out
+}
