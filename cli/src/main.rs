@@ -297,6 +297,18 @@ enum ModelsAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a random-weight model set with the real checkpoints' names, shapes and dtypes
+    /// (~16 GB with --full-size; a width-scaled variant with the same names otherwise), for
+    /// full-size benchmarks without the gated download. Not for generating assets.
+    Random {
+        #[arg(long)]
+        out: PathBuf,
+        /// The real sizes (bf16 DiTs, f16 decoders, f32 DINOv3).
+        #[arg(long)]
+        full_size: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Say exactly which files of the model set a directory lacks.
     Check { dir: PathBuf },
     /// Download the real model set from Hugging Face (resumable, every file verified).

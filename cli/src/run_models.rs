@@ -1,4 +1,4 @@
-//! `trellis2 models demo|check|fetch`.
+//! `trellis2 models demo|random|check|fetch`.
 
 use t2_cli::models::{check, fetch};
 
@@ -10,6 +10,32 @@ pub(crate) async fn models(a: ModelsArgs) -> anyhow::Result<i32> {
             let o = out.clone();
             tokio::task::spawn_blocking(move || t2_cli::models::write_demo_set(&o)).await??;
             println!("demo models written to {}", out.display());
+            Ok(0)
+        }
+        ModelsAction::Random {
+            out,
+            full_size,
+            seed,
+        } => {
+            use t2_models::random::{ModelSetSize, write_model_set};
+            let size = if full_size {
+                ModelSetSize::full()
+            } else {
+                ModelSetSize::scaled()
+            };
+            let o = out.clone();
+            let set =
+                tokio::task::spawn_blocking(move || write_model_set(&o, seed, &size)).await??;
+            for f in &set.files {
+                println!("{:>14} bytes  {}", f.bytes, f.path.display());
+            }
+            println!(
+                "random model set ({}) written to {}: {:.1} MB in {:.1} s",
+                if full_size { "full size" } else { "scaled" },
+                out.display(),
+                set.bytes() as f64 / 1e6,
+                set.seconds
+            );
             Ok(0)
         }
         ModelsAction::Check { dir } => {

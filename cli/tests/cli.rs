@@ -280,3 +280,24 @@ fn logs_are_json_with_request_and_trace_ids_and_never_contain_tokens() {
     assert_eq!(v["span"]["trace_id"], trace, "{line}");
     assert_eq!(v["fields"]["token"], "t2_t…", "{line}");
 }
+
+/// `models random` writes every checkpoint of the real set under its real name (what `models
+/// check` and the loaders read), so only the RMBG ONNX model — not a checkpoint — is missing.
+#[test]
+fn models_random_writes_the_real_checkpoint_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("random");
+    let out = out.to_str().unwrap();
+    let r = trellis2(&["models", "random", "--out", out], &[]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(text(&r.stdout).contains("(scaled)"), "{}", text(&r.stdout));
+    let c = trellis2(&["models", "check", out], &[]);
+    let report = text(&c.stdout);
+    assert_eq!(c.status.code(), Some(1), "{report}");
+    let missing: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("missing: "))
+        .collect();
+    assert_eq!(missing, ["briaai/RMBG-2.0/onnx/model.onnx"], "{report}");
+    assert!(!report.contains("does not load"), "{report}");
+}
