@@ -205,10 +205,15 @@ pub fn release_device_memory(device: &t2_tensor::Device) {
     }
 }
 
-/// What a service reports about its device for `/v1/status`: the GPU's name (or `cpu`), VRAM
-/// held by live tensors and the device's total.
-pub fn device_report(device: &t2_tensor::Device) -> (String, u64, u64) {
-    match device {
+/// `GetInfo` of a service computing on `device`: its load status, the models it serves, the
+/// GPU's name (or `cpu`), VRAM held by live tensors and the device's total (for `/v1/status`).
+pub fn service_info(
+    service: &str,
+    status: crate::shared::loading::LoadStatus,
+    models: Vec<String>,
+    device: &t2_tensor::Device,
+) -> t2_proto::common::v1::ServiceInfo {
+    let (gpu, vram_allocated_bytes, vram_total_bytes) = match device {
         t2_tensor::Device::Cpu => ("cpu".into(), 0, 0),
         t2_tensor::Device::Cuda(d) => {
             let m = d.memory_stats();
@@ -218,6 +223,16 @@ pub fn device_report(device: &t2_tensor::Device) -> (String, u64, u64) {
                 m.device_total as u64,
             )
         }
+    };
+    t2_proto::common::v1::ServiceInfo {
+        service: service.into(),
+        ready: status.ready,
+        detail: status.detail,
+        models,
+        gpu,
+        vram_allocated_bytes,
+        vram_total_bytes,
+        load_time_seconds: status.load_time_seconds,
     }
 }
 

@@ -19,7 +19,7 @@ use t2_proto::common::v1::{Image, ServiceInfo};
 use t2_proto::{ErrorCode, ServiceError};
 use t2_tensor::Device;
 
-use crate::shared::lane::{Lane, device_report};
+use crate::shared::lane::{Lane, service_info};
 use crate::shared::loading::Loaded;
 use crate::shared::model_error::model_error;
 use crate::{FeatureExtractor, FeatureMap, SERVICE};
@@ -93,22 +93,11 @@ impl Dinov3Service {
 #[async_trait::async_trait]
 impl FeatureExtractor for Dinov3Service {
     async fn info(&self) -> ServiceInfo {
-        let status = self.model.status();
-        let (gpu, vram_allocated_bytes, vram_total_bytes) = device_report(&self.device);
         let models = match self.model.get() {
             Ok(m) => vec![format!("{} ({})", m.name, m.dir.display())],
             Err(_) => vec![],
         };
-        ServiceInfo {
-            service: SERVICE.into(),
-            ready: status.ready,
-            detail: status.detail,
-            models,
-            gpu,
-            vram_allocated_bytes,
-            vram_total_bytes,
-            load_time_seconds: status.load_time_seconds,
-        }
+        service_info(SERVICE, self.model.status(), models, &self.device)
     }
 
     async fn features(

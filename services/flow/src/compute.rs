@@ -22,7 +22,7 @@ use t2_proto::flow::v1::{GenerateRequest, PipelineType as WirePipeline, SamplerP
 use t2_proto::{ErrorCode, ProgressSink, ServiceError};
 use t2_tensor::{Device, Tensor};
 
-use crate::shared::lane::{Cancel, Lane, device_report};
+use crate::shared::lane::{Cancel, Lane, service_info};
 use crate::shared::loading::Loaded;
 use crate::shared::model_dir;
 use crate::shared::model_error::model_error;
@@ -130,22 +130,11 @@ impl FlowService {
 #[async_trait::async_trait]
 impl FlowSampler for FlowService {
     async fn info(&self) -> ServiceInfo {
-        let status = self.models.status();
-        let (gpu, vram_allocated_bytes, vram_total_bytes) = device_report(&self.device);
         let models = match self.models.get() {
             Ok(m) => vec![format!("{} ({})", m.model_id, m.dir.display())],
             Err(_) => vec![],
         };
-        ServiceInfo {
-            service: SERVICE.into(),
-            ready: status.ready,
-            detail: status.detail,
-            models,
-            gpu,
-            vram_allocated_bytes,
-            vram_total_bytes,
-            load_time_seconds: status.load_time_seconds,
-        }
+        service_info(SERVICE, self.models.status(), models, &self.device)
     }
 
     async fn generate(
