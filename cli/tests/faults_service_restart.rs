@@ -126,28 +126,7 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_killed_and_restarted_under_load() {
     let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
-    let data = dir.path().join("data");
-    let out = Command::new(BIN)
-        .args(["models", "demo", "--out"])
-        .arg(&models)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(BIN)
-        .args(["tokens", "add", "ci", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let (models, data, token) = common::demo_models_and_token(BIN, dir.path());
 
     let m = models.to_str().unwrap();
     let flow_listen = format!("127.0.0.1:{}", free_port());

@@ -8,7 +8,7 @@
 //!   serving, and nothing is lost from the job store.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -173,28 +173,7 @@ async fn the_mesh_as_separate_processes() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let models: PathBuf = dir.path().join("models");
-    let data = dir.path().join("data");
-    let out = Command::new(BIN)
-        .args(["models", "demo", "--out"])
-        .arg(&models)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(BIN)
-        .args(["tokens", "add", "ci", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let (models, data, token) = common::demo_models_and_token(BIN, dir.path());
 
     let m = models.to_str().unwrap();
     let mut services = Vec::new();

@@ -60,3 +60,34 @@ pub fn photo_jpeg() -> Vec<u8> {
     .unwrap();
     out
 }
+
+/// Prepares a mesh under `dir` with `trellis2` at `bin`: the demo models in `dir/models` and a
+/// token in `dir/data`. Returns (models, data, token).
+pub fn demo_models_and_token(
+    bin: &str,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let models = dir.join("models");
+    let data = dir.join("data");
+    let out = std::process::Command::new(bin)
+        .args(["models", "demo", "--out"])
+        .arg(&models)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(bin)
+        .args(["tokens", "add", "ci", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    (models, data, token)
+}
