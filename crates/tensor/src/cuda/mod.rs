@@ -23,7 +23,9 @@ use cudarc::driver::{CudaContext, CudaStream, result as dresult, sys as dsys};
 pub use alloc::MemoryStats;
 pub(crate) use blas::Gemm;
 pub use compile::{cache_dir, compile_cubin, include_dirs, nvrtc_available, nvrtc_version};
-pub(crate) use launch::{Args, Dims, args, as_f32, empty, float_suffix, kname, ptr, unit_bytes};
+pub use kernels::KernelSource;
+pub use launch::{Args, DeviceBuffer, Dims};
+pub(crate) use launch::{args, as_f32, empty, float_suffix, kname, ptr, unit_bytes};
 pub(crate) use subm_conv::implicit_gemm_conv;
 
 use crate::storage::CpuStorage;
