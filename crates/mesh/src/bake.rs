@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::bvh::Bvh;
 use crate::error::MeshError;
+use crate::gpu::{GpuBvh, GpuField};
 use crate::inpaint::fill_uncovered;
 use crate::sample::VoxelField;
 use crate::types::{MeshWithVoxel, Texture};
@@ -38,6 +39,20 @@ pub struct Baked {
 pub fn bake(
     uv_mesh: &UvMesh,
     original: &Bvh,
+    voxels: &MeshWithVoxel,
+    texture_size: u32,
+) -> Result<Baked, MeshError> {
+    bake_on(uv_mesh, original, None, voxels, texture_size)
+}
+
+/// [`bake`] with the per-texel snap, voxel sampling and quantisation on the GPU when `gpu` (the
+/// same BVH uploaded) is given. Rasterisation and the seam fill stay on the CPU: the raster is
+/// a small share of the bake, and its output (one surface point per covered texel) is what the
+/// GPU needs anyway.
+pub fn bake_on(
+    uv_mesh: &UvMesh,
+    original: &Bvh,
+    gpu: Option<&GpuBvh>,
     voxels: &MeshWithVoxel,
     texture_size: u32,
 ) -> Result<Baked, MeshError> {
@@ -82,41 +97,68 @@ pub fn bake(
     // Per texel: 6 quantised attributes and coverage.
     let mut texels = vec![[0u8; 6]; size * size];
     let mut mask = vec![false; size * size];
-    texels
-        .par_chunks_mut(BAND_ROWS * size)
-        .zip(mask.par_chunks_mut(BAND_ROWS * size))
-        .zip(binned.par_iter())
-        .enumerate()
-        .for_each(|(band, ((tex, cov), faces))| {
-            let row0 = band * BAND_ROWS;
-            let rows = tex.len() / size;
-            // Face and barycentrics per texel of this band; later faces overwrite.
-            let mut hit: Vec<(u32, [f32; 3])> = vec![(u32::MAX, [0.0; 3]); rows * size];
-            for &fi in faces {
-                raster_face(uv_mesh, fi, size, row0, rows, &mut hit);
-            }
-            for (k, (face, bary)) in hit.into_iter().enumerate() {
-                if face == u32::MAX {
-                    continue;
+    match gpu {
+        None => texels
+            .par_chunks_mut(BAND_ROWS * size)
+            .zip(mask.par_chunks_mut(BAND_ROWS * size))
+            .zip(binned.par_iter())
+            .enumerate()
+            .for_each(|(band, ((tex, cov), faces))| {
+                let row0 = band * BAND_ROWS;
+                let rows = tex.len() / size;
+                let hit = raster_band(uv_mesh, faces, size, row0, rows);
+                for (k, (face, bary)) in hit.into_iter().enumerate() {
+                    if face == u32::MAX {
+                        continue;
+                    }
+                    let p = surface_point(uv_mesh, face, bary);
+                    // The baked surface lies within a few voxels of the original (remesh offset
+                    // plus decimation error), so a bounded search prunes most of the tree; fall
+                    // back to the unbounded query when nothing is that close.
+                    let snapped = original
+                        .closest_within(p, snap_radius)
+                        .unwrap_or_else(|| original.closest(p))
+                        .point;
+                    let attr = field.sample(snapped);
+                    tex[k] = attr.map(quantise);
+                    cov[k] = true;
                 }
-                let f = uv_mesh.faces[face as usize];
-                let p: [f32; 3] = std::array::from_fn(|a| {
-                    (0..3)
-                        .map(|c| bary[c] * uv_mesh.positions[f[c] as usize][a])
-                        .sum()
-                });
-                // The baked surface lies within a few voxels of the original (remesh offset plus
-                // decimation error), so a bounded search prunes most of the tree; fall back to
-                // the unbounded query when nothing is that close.
-                let snapped = original
-                    .closest_within(p, snap_radius)
-                    .unwrap_or_else(|| original.closest(p))
-                    .point;
-                let attr = field.sample(snapped);
-                tex[k] = attr.map(quantise);
-                cov[k] = true;
+            }),
+        Some(g) => {
+            // Covered texels (row-major index) and their surface points, band by band.
+            let per_band: Vec<(Vec<u32>, Vec<[f32; 3]>)> = binned
+                .par_iter()
+                .enumerate()
+                .map(|(band, faces)| {
+                    let row0 = band * BAND_ROWS;
+                    let rows = BAND_ROWS.min(size - row0);
+                    let hit = raster_band(uv_mesh, faces, size, row0, rows);
+                    let mut idx = Vec::new();
+                    let mut pts = Vec::new();
+                    for (k, (face, bary)) in hit.into_iter().enumerate() {
+                        if face != u32::MAX {
+                            idx.push((row0 * size + k) as u32);
+                            pts.push(surface_point(uv_mesh, face, bary));
+                        }
+                    }
+                    (idx, pts)
+                })
+                .collect();
+            let n: usize = per_band.iter().map(|(i, _)| i.len()).sum();
+            let mut index = Vec::with_capacity(n);
+            let mut points = Vec::with_capacity(n);
+            for (i, p) in per_band {
+                index.extend(i);
+                points.extend(p);
             }
-        });
+            let gfield = GpuField::upload(g.device(), &field)?;
+            let values = g.bake_texels(&gfield, &points, snap_radius)?;
+            for (&i, v) in index.iter().zip(values) {
+                texels[i as usize] = v;
+                mask[i as usize] = true;
+            }
+        }
+    }
     let covered = mask.iter().filter(|&&m| m).count();
     fill_uncovered(&mut texels, &mut mask, size);
 
@@ -136,6 +178,33 @@ pub fn bake(
         base_color: tex(4, base),
         metallic_roughness: tex(3, mr),
         covered,
+    })
+}
+
+/// Face and barycentrics of every texel of rows `row0..row0 + rows` (`u32::MAX`: uncovered);
+/// faces are drawn in order, later ones overwrite.
+fn raster_band(
+    m: &UvMesh,
+    faces: &[u32],
+    size: usize,
+    row0: usize,
+    rows: usize,
+) -> Vec<(u32, [f32; 3])> {
+    let mut hit: Vec<(u32, [f32; 3])> = vec![(u32::MAX, [0.0; 3]); rows * size];
+    for &fi in faces {
+        raster_face(m, fi, size, row0, rows, &mut hit);
+    }
+    hit
+}
+
+/// The 3-D point of face `face` at barycentrics `bary`.
+#[inline]
+fn surface_point(m: &UvMesh, face: u32, bary: [f32; 3]) -> [f32; 3] {
+    let f = m.faces[face as usize];
+    std::array::from_fn(|a| {
+        (0..3)
+            .map(|c| bary[c] * m.positions[f[c] as usize][a])
+            .sum()
     })
 }
 

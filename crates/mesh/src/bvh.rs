@@ -82,6 +82,34 @@ impl Bvh {
         self.tris.len()
     }
 
+    /// The tree in the flat layout the CUDA kernels read (`gpu/closest.cu`): per node
+    /// `[min.xyz, index, max.xyz, count]` (index/count as u32 bits), and per triangle in leaf
+    /// order three float4 `(a, face id bits), (b, 0), (c, 0)`.
+    pub(crate) fn flattened(&self) -> (Vec<[u32; 8]>, Vec<[f32; 4]>) {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let [a, b, c] = n.min.map(f32::to_bits);
+                let [d, e, f] = n.max.map(f32::to_bits);
+                [a, b, c, n.index, d, e, f, n.count]
+            })
+            .collect();
+        let tris = self
+            .tris
+            .iter()
+            .zip(&self.order)
+            .flat_map(|(t, &face)| {
+                [
+                    [t[0][0], t[0][1], t[0][2], f32::from_bits(face)],
+                    [t[1][0], t[1][1], t[1][2], 0.0],
+                    [t[2][0], t[2][1], t[2][2], 0.0],
+                ]
+            })
+            .collect();
+        (nodes, tris)
+    }
+
     /// The closest point on the mesh to `p`.
     pub fn closest(&self, p: [f32; 3]) -> Closest {
         let mut best = self.closest_within(p, f32::INFINITY).unwrap_or(Closest {

@@ -39,6 +39,9 @@ pub enum MeshError {
     /// glTF serialisation failed.
     #[error("glTF serialisation failed: {0}")]
     Gltf(String),
+    /// A CUDA step failed (device lost, out of memory, kernel fault or compile error).
+    #[error("CUDA mesh step {step} failed: {msg}")]
+    Gpu { step: &'static str, msg: String },
 }
 
 /// Checks that every face index is in range.

@@ -14,6 +14,7 @@ pub mod export;
 pub mod fdg;
 pub mod geom;
 pub mod glb;
+pub mod gpu;
 pub mod holes;
 mod inpaint;
 pub mod postprocess;
@@ -28,5 +29,7 @@ mod voxel_hash;
 
 pub use error::MeshError;
 pub use glb::TextureFormat;
-pub use postprocess::{GlbParams, GlbReport, to_glb, to_glb_timed, to_textured_mesh};
+pub use postprocess::{
+    GlbParams, GlbReport, to_glb, to_glb_on, to_glb_timed, to_textured_mesh, to_textured_mesh_on,
+};
 pub use types::{MeshWithVoxel, Texture, TexturedMesh, TriMesh};

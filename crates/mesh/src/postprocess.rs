@@ -4,13 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use t2_tensor::Device;
+
 use crate::bvh::Bvh;
 use crate::cleanup::{cleanup, remove_degenerate_faces, vertex_normals};
 use crate::decimate::{DecimateReport, decimate};
 use crate::error::MeshError;
 use crate::glb::{TextureFormat, write_glb};
+use crate::gpu::GpuBvh;
 use crate::holes::{DEFAULT_MAX_HOLE_PERIMETER, fill_holes};
-use crate::remesh::{RemeshParams, remesh_narrow_band_dc};
+use crate::remesh::{RemeshParams, remesh_narrow_band_dc_on};
 use crate::topology::compact_vertices;
 use crate::types::{MeshWithVoxel, TexturedMesh, TriMesh};
 use crate::{bake, uv};
@@ -119,7 +122,7 @@ impl GlbReport {
     }
 }
 
-/// Everything up to the textured mesh (no serialisation).
+/// Everything up to the textured mesh (no serialisation), on the CPU.
 pub fn to_textured_mesh(
     input: &MeshWithVoxel,
     p: &GlbParams,
@@ -131,6 +134,19 @@ pub fn to_textured_mesh(
 pub fn to_textured_mesh_timed(
     input: &MeshWithVoxel,
     p: &GlbParams,
+    cpu_clock: Option<CpuClock>,
+) -> Result<(TexturedMesh, GlbReport), MeshError> {
+    to_textured_mesh_on(input, p, &Device::Cpu, cpu_clock)
+}
+
+/// [`to_textured_mesh_timed`] with the heavy steps on `device`: on a CUDA device the BVH is
+/// uploaded once and the remesh's closest-point queries and the bake's snap + voxel sampling
+/// run there (`gpu` module); fill_holes, the BVH build, decimation, UV unwrap and the raster
+/// stay on the CPU. The CPU (the default everywhere else) is the numerical reference.
+pub fn to_textured_mesh_on(
+    input: &MeshWithVoxel,
+    p: &GlbParams,
+    device: &Device,
     cpu_clock: Option<CpuClock>,
 ) -> Result<(TexturedMesh, GlbReport), MeshError> {
     p.validate()?;
@@ -157,10 +173,16 @@ pub fn to_textured_mesh_timed(
         fill_holes(&mut original, DEFAULT_MAX_HOLE_PERIMETER)
     })?;
     let bvh = r.time("bvh", || Bvh::new(&original.vertices, &original.faces))?;
+    let gpu = match device {
+        Device::Cpu => None,
+        Device::Cuda(dev) => Some(r.time("bvh_upload", || GpuBvh::upload(dev, &bvh))?),
+    };
 
     let mut mesh = if p.remesh {
         let params = RemeshParams::for_grid(input.resolution, p.remesh_band, p.remesh_project);
-        let remeshed = r.time("remesh", || remesh_narrow_band_dc(&bvh, &params))?;
+        let remeshed = r.time("remesh", || {
+            remesh_narrow_band_dc_on(&bvh, gpu.as_ref(), &params)
+        })?;
         r.remeshed_faces = remeshed.faces.len();
         let (m, d) = r.time("decimate", || decimate(&remeshed, p.decimation_target))?;
         r.decimate = Some(d);
@@ -185,7 +207,9 @@ pub fn to_textured_mesh_timed(
             .map(|&i| n[i as usize])
             .collect::<Vec<_>>()
     });
-    let baked = r.time("bake", || bake::bake(&uv_mesh, &bvh, input, p.texture_size))?;
+    let baked = r.time("bake", || {
+        bake::bake_on(&uv_mesh, &bvh, gpu.as_ref(), input, p.texture_size)
+    })?;
     r.covered_texels = baked.covered;
     r.output_faces = uv_mesh.faces.len();
     r.output_vertices = uv_mesh.positions.len();
@@ -245,7 +269,17 @@ pub fn to_glb_timed(
     p: &GlbParams,
     cpu_clock: Option<CpuClock>,
 ) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
-    let (tm, mut r) = to_textured_mesh_timed(input, p, cpu_clock)?;
+    to_glb_on(input, p, &Device::Cpu, cpu_clock)
+}
+
+/// [`to_glb_timed`] with the heavy steps on `device` (see [`to_textured_mesh_on`]).
+pub fn to_glb_on(
+    input: &MeshWithVoxel,
+    p: &GlbParams,
+    device: &Device,
+    cpu_clock: Option<CpuClock>,
+) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
+    let (tm, mut r) = to_textured_mesh_on(input, p, device, cpu_clock)?;
     let glb = r.time("glb", || write_glb(&tm, p.texture_format))?;
     Ok((glb, tm, r))
 }

@@ -13,6 +13,7 @@ use crate::bvh::Bvh;
 use crate::error::MeshError;
 use crate::fdg::EDGE_NEIGHBOURS;
 use crate::geom::{cross, dot, sub};
+use crate::gpu::{GpuBvh, GridFrame};
 use crate::types::TriMesh;
 use crate::voxel_hash::VoxelHash;
 
@@ -89,6 +90,16 @@ impl RemeshParams {
 
 /// Remeshes the surface described by `bvh` (built over the original mesh).
 pub fn remesh_narrow_band_dc(bvh: &Bvh, params: &RemeshParams) -> Result<TriMesh, MeshError> {
+    remesh_narrow_band_dc_on(bvh, None, params)
+}
+
+/// [`remesh_narrow_band_dc`] with the closest-point queries of the band search and the corner
+/// UDF on the GPU when `gpu` (the same BVH uploaded) is given; the rest stays on the CPU.
+pub fn remesh_narrow_band_dc_on(
+    bvh: &Bvh,
+    gpu: Option<&GpuBvh>,
+    params: &RemeshParams,
+) -> Result<TriMesh, MeshError> {
     let mut res = params.validate()?;
     let final_res = params.resolution;
     let eps = params.band * params.scale / final_res as f32;
@@ -103,18 +114,34 @@ pub fn remesh_narrow_band_dc(bvh: &Bvh, params: &RemeshParams) -> Result<TriMesh
         .collect();
     loop {
         let cell = params.scale / res as f32;
-        let reach = eps + BAND_RADIUS * cell;
-        coords = coords
-            .into_par_iter()
-            .filter(|c| {
-                let p = to_world(std::array::from_fn(|a| c[a] as f32 + 0.5), res);
-                // |UDF − eps| < 0.87·cell  ⇔  eps − 0.87·cell < UDF < eps + 0.87·cell.
-                match bvh.closest_within(p, reach) {
-                    Some(hit) => (hit.distance - eps).abs() < BAND_RADIUS * cell,
-                    None => false,
-                }
-            })
-            .collect();
+        let tol = BAND_RADIUS * cell;
+        let reach = eps + tol;
+        coords = match gpu {
+            Some(g) => {
+                let frame = GridFrame {
+                    res,
+                    scale: params.scale,
+                    center: params.center,
+                };
+                let keep = g.band_filter(&coords, frame, eps, tol)?;
+                coords
+                    .into_iter()
+                    .zip(keep)
+                    .filter_map(|(c, k)| (k != 0).then_some(c))
+                    .collect()
+            }
+            None => coords
+                .into_par_iter()
+                .filter(|c| {
+                    let p = to_world(std::array::from_fn(|a| c[a] as f32 + 0.5), res);
+                    // |UDF − eps| < 0.87·cell  ⇔  eps − 0.87·cell < UDF < eps + 0.87·cell.
+                    match bvh.closest_within(p, reach) {
+                        Some(hit) => (hit.distance - eps).abs() < tol,
+                        None => false,
+                    }
+                })
+                .collect(),
+        };
         if res >= final_res {
             break;
         }
@@ -167,15 +194,25 @@ pub fn remesh_narrow_band_dc(bvh: &Bvh, params: &RemeshParams) -> Result<TriMesh
     drop(corner_keys);
     let cell = params.scale / final_res as f32;
     let corner_reach = eps + 1.75 * cell;
-    let values: Vec<f32> = corners
-        .par_iter()
-        .map(|c| {
-            let p = to_world(c.map(|v| v as f32), final_res);
-            bvh.closest_within(p, corner_reach)
-                .map_or(corner_reach, |h| h.distance)
-                - eps
-        })
-        .collect();
+    let values: Vec<f32> = match gpu {
+        Some(g) => {
+            let frame = GridFrame {
+                res: final_res,
+                scale: params.scale,
+                center: params.center,
+            };
+            g.corner_udf(&corners, frame, corner_reach, eps)?
+        }
+        None => corners
+            .par_iter()
+            .map(|c| {
+                let p = to_world(c.map(|v| v as f32), final_res);
+                bvh.closest_within(p, corner_reach)
+                    .map_or(corner_reach, |h| h.distance)
+                    - eps
+            })
+            .collect(),
+    };
     let corner_hash = VoxelHash::cubic(&corners, final_res + 1);
 
     // 3. Simple dual contouring: mean of the edge crossings, and the sign of each voxel's three
@@ -281,9 +318,15 @@ pub fn remesh_narrow_band_dc(bvh: &Bvh, params: &RemeshParams) -> Result<TriMesh
     // 6. Optional projection back onto the input surface.
     if params.project_back > 0.0 {
         let pb = params.project_back;
-        vertices.par_iter_mut().for_each(|v| {
-            let hit = bvh.closest(*v);
-            *v = std::array::from_fn(|a| v[a] - pb * (v[a] - hit.point[a]));
+        let hits = match gpu {
+            Some(g) => g.closest_within(&vertices, f32::INFINITY)?,
+            None => vec![None; vertices.len()],
+        };
+        vertices.par_iter_mut().zip(hits).for_each(|(v, hit)| {
+            // The unbounded query finds a face for every finite point; the CPU fallback keeps
+            // `Bvh::closest`'s answer for the rest.
+            let target = hit.map_or_else(|| bvh.closest(*v).point, |h| h.point);
+            *v = std::array::from_fn(|a| v[a] - pb * (v[a] - target[a]));
         });
     }
     Ok(TriMesh { vertices, faces })

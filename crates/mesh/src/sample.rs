@@ -42,6 +42,16 @@ impl<'a> VoxelField<'a> {
         })
     }
 
+    pub(crate) fn hash(&self) -> &VoxelHash {
+        &self.hash
+    }
+    pub(crate) fn attrs(&self) -> &[[f32; 6]] {
+        self.attrs
+    }
+    pub(crate) fn voxel_size(&self) -> f32 {
+        self.voxel_size
+    }
+
     /// Attributes at world point `p` (AABB `[-0.5, 0.5]³`).
     pub fn sample(&self, p: [f32; 3]) -> [f32; 6] {
         let g: [f32; 3] = std::array::from_fn(|a| (p[a] - (-0.5)) / self.voxel_size);

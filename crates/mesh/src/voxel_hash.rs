@@ -61,6 +61,12 @@ impl VoxelHash {
         }
     }
 
+    /// The table as the CUDA lookup reads it (`gpu/closest.cu` `voxel_row`, same slot function):
+    /// keys (`u64::MAX` = empty), rows, the slot mask and the grid size.
+    pub(crate) fn raw(&self) -> (&[u64], &[u32], u64, [i64; 3]) {
+        (&self.keys, &self.vals, self.mask as u64, self.size)
+    }
+
     /// The row stored for `c`, or `None` when absent or out of the grid.
     #[inline]
     pub fn get(&self, c: [i32; 3]) -> Option<u32> {

@@ -3,8 +3,12 @@
 //! to the reference's published figures, plus decimation quality (meshopt error estimate and
 //! the distance of the decimated surface to the input, via the BVH).
 //!
+//! `--device cuda` runs the heavy steps on the GPU (`t2_mesh::gpu`); `--device both` runs the
+//! flow on the CPU then on CUDA over the same asset in one process and prints seconds per step
+//! side by side, plus how far the CUDA textures are from the CPU's.
+//!
 //! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]
-//! [--out asset.glb]`
+//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb]`
 
 use std::time::Instant;
 
@@ -13,7 +17,8 @@ use t2_mesh::decimate::decimate;
 use t2_mesh::fdg::flexible_dual_grid_to_mesh;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, dual_grid, with_attributes};
-use t2_mesh::{GlbParams, TextureFormat, to_glb_timed};
+use t2_mesh::{GlbParams, GlbReport, MeshWithVoxel, TextureFormat, TexturedMesh, to_glb_on};
+use t2_tensor::Device;
 
 /// Process CPU seconds (user + system, all threads) from `/proc/self/stat`; NaN elsewhere. The
 /// bench machine is shared, so wall time alone can hide contention: CPU time does not.
@@ -63,8 +68,10 @@ fn main() -> BoxResult<()> {
     let remesh = !args.iter().any(|a| a == "--no-remesh");
     let webp = args.iter().any(|a| a == "--webp");
     let out: String = arg(&args, "--out", String::new())?;
+    let device: String = arg(&args, "--device", "cpu".to_string())?;
+    let no_quality = args.iter().any(|a| a == "--no-quality");
     println!(
-        "t2-mesh-bench: res {res}, texture {texture}², target {target} faces, remesh {remesh}, threads {}",
+        "t2-mesh-bench: res {res}, texture {texture}², target {target} faces, remesh {remesh}, device {device}, threads {}",
         rayon::current_num_threads()
     );
 
@@ -106,16 +113,115 @@ fn main() -> BoxResult<()> {
             TextureFormat::Png
         },
     };
-    let load_before = load_average();
-    let (t, cpu0) = (Instant::now(), cpu_seconds());
-    let (glb, tm, report) = to_glb_timed(&input, &params, Some(cpu_seconds))?;
-    let total = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    if !out.is_empty() {
-        std::fs::write(&out, &glb)?;
+    let devices: Vec<Device> = match device.as_str() {
+        "cpu" => vec![Device::Cpu],
+        "cuda" => vec![open_cuda()?],
+        "both" => vec![Device::Cpu, open_cuda()?],
+        d => return Err(format!("--device {d}: want cpu, cuda or both").into()),
+    };
+    let mut runs = Vec::new();
+    for dev in &devices {
+        let label = if dev.is_cuda() { "CUDA" } else { "CPU" };
+        let load_before = load_average();
+        let (t, cpu0) = (Instant::now(), cpu_seconds());
+        let (glb, tm, report) = to_glb_on(&input, &params, dev, Some(cpu_seconds))?;
+        let total = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        if !out.is_empty() {
+            let path = if devices.len() > 1 {
+                format!("{out}.{}.glb", label.to_lowercase())
+            } else {
+                out.clone()
+            };
+            std::fs::write(&path, &glb)?;
+        }
+        println!("\n{label}:");
+        print_steps(
+            t_fdg,
+            &input,
+            texture,
+            &glb,
+            &tm,
+            &report,
+            total,
+            cpu,
+            &load_before,
+        );
+        runs.push((label, tm, report, total));
+    }
+    if let [(_, cpu_tm, cpu_r, cpu_total), (_, gpu_tm, gpu_r, gpu_total)] = runs.as_slice() {
+        compare(cpu_r, gpu_r, *cpu_total, *gpu_total, cpu_tm, gpu_tm);
+    }
+    if no_quality {
+        return Ok(());
     }
 
-    println!("\n| step | wall s | CPU s | notes |\n|---|---:|---:|---|");
+    // Decimation quality: meshopt's own estimate, and the measured two-sided distance between
+    // the decimated and the remeshed surfaces (decimated face centroids → remeshed surface and
+    // remeshed vertices → decimated surface), in voxels (1/res). meshopt keeps vertex
+    // positions, so vertex-only distances would read 0.
+    if remesh {
+        let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces)?;
+        let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
+        let rbvh = Bvh::new(&remeshed.vertices, &remeshed.faces)?;
+        println!(
+            "\n| decimation (meshopt QEM) | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---:|---|---:|---:|"
+        );
+        for tgt in [target, target / 4, target / 16] {
+            let t = Instant::now();
+            let (d, rep) = decimate(&remeshed, tgt)?;
+            let secs = t.elapsed().as_secs_f64();
+            let centroids: Vec<[f32; 3]> = d
+                .faces
+                .iter()
+                .map(|f| {
+                    let [a, b, c] = f.map(|i| d.vertices[i as usize]);
+                    std::array::from_fn(|k| (a[k] + b[k] + c[k]) / 3.0)
+                })
+                .collect();
+            let dbvh = Bvh::new(&d.vertices, &d.faces)?;
+            let mut dists = rbvh.unsigned_distance(&centroids);
+            dists.extend(dbvh.unsigned_distance(&remeshed.vertices));
+            let mean =
+                dists.iter().map(|&x| x as f64).sum::<f64>() / dists.len() as f64 * res as f64;
+            let max = dists.iter().cloned().fold(0.0f32, f32::max) as f64 * res as f64;
+            println!(
+                "| {} → {} faces | {secs:.2} | {:?} | {:.2e} | {mean:.3} / {max:.3} |",
+                rep.input_faces, rep.output_faces, rep.pass, rep.relative_error
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Opens CUDA device 0 and compiles the mesh kernels (NVRTC or the disk cache) outside the
+/// timed flow, printing how long that took.
+fn open_cuda() -> BoxResult<Device> {
+    let dev = t2_mesh::gpu::open_device(0)?;
+    let t = Instant::now();
+    t2_mesh::gpu::warm_up(&dev)?;
+    println!(
+        "cuda: {} ({}), mesh kernels ready in {:.2} s (NVRTC or disk cache, not timed below)",
+        dev.name(),
+        dev.arch(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(Device::Cuda(dev))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_steps(
+    t_fdg: f64,
+    input: &MeshWithVoxel,
+    texture: u32,
+    glb: &[u8],
+    tm: &TexturedMesh,
+    report: &GlbReport,
+    total: f64,
+    cpu: f64,
+    load_before: &str,
+) {
+    println!("| step | wall s | CPU s | notes |\n|---|---:|---:|---|");
     println!(
         "| fdg extraction | {t_fdg:.2} | | {} faces |",
         input.mesh.faces.len()
@@ -154,41 +260,66 @@ fn main() -> BoxResult<()> {
         "| reference to_glb, RTX 5060 Ti (trellis.cpp, spec §6.3) | 16.2 / 26.2 | | goblin / turret, 1024_cascade |"
     );
     println!("| reference mesh stage, H200 (issue 5 text) | 71–107 | | of 87–154 s per image |");
+}
 
-    // Decimation quality: meshopt's own estimate, and the measured two-sided distance between
-    // the decimated and the remeshed surfaces (decimated face centroids → remeshed surface and
-    // remeshed vertices → decimated surface), in voxels (1/res). meshopt keeps vertex
-    // positions, so vertex-only distances would read 0.
-    if remesh {
-        let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces)?;
-        let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
-        let rbvh = Bvh::new(&remeshed.vertices, &remeshed.faces)?;
-        println!(
-            "\n| decimation (meshopt QEM) | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---:|---|---:|---:|"
-        );
-        for tgt in [target, target / 4, target / 16] {
-            let t = Instant::now();
-            let (d, rep) = decimate(&remeshed, tgt)?;
-            let secs = t.elapsed().as_secs_f64();
-            let centroids: Vec<[f32; 3]> = d
-                .faces
+/// Seconds per step, CPU vs CUDA, and the CUDA textures' distance from the CPU's.
+fn compare(
+    cpu: &GlbReport,
+    gpu: &GlbReport,
+    cpu_total: f64,
+    gpu_total: f64,
+    cpu_tm: &TexturedMesh,
+    gpu_tm: &TexturedMesh,
+) {
+    println!("\n| step | CPU s | CUDA s | CPU / CUDA |\n|---|---:|---:|---:|");
+    let wall = |r: &GlbReport, name: &str| {
+        r.steps
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.wall.as_secs_f64())
+    };
+    let mut names: Vec<&str> = cpu.steps.iter().map(|s| s.name).collect();
+    for s in &gpu.steps {
+        if !names.contains(&s.name) {
+            let at = names
                 .iter()
-                .map(|f| {
-                    let [a, b, c] = f.map(|i| d.vertices[i as usize]);
-                    std::array::from_fn(|k| (a[k] + b[k] + c[k]) / 3.0)
-                })
-                .collect();
-            let dbvh = Bvh::new(&d.vertices, &d.faces)?;
-            let mut dists = rbvh.unsigned_distance(&centroids);
-            dists.extend(dbvh.unsigned_distance(&remeshed.vertices));
-            let mean =
-                dists.iter().map(|&x| x as f64).sum::<f64>() / dists.len() as f64 * res as f64;
-            let max = dists.iter().cloned().fold(0.0f32, f32::max) as f64 * res as f64;
-            println!(
-                "| {} → {} faces | {secs:.2} | {:?} | {:.2e} | {mean:.3} / {max:.3} |",
-                rep.input_faces, rep.output_faces, rep.pass, rep.relative_error
-            );
+                .position(|&n| n == "bvh")
+                .map_or(names.len(), |i| i + 1);
+            names.insert(at, s.name);
         }
     }
-    Ok(())
+    let cell = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+    for name in names {
+        let (c, g) = (wall(cpu, name), wall(gpu, name));
+        let ratio = match (c, g) {
+            (Some(c), Some(g)) if g > 0.0 => format!("{:.1}×", c / g),
+            _ => "—".into(),
+        };
+        println!("| {name} | {} | {} | {ratio} |", cell(c), cell(g));
+    }
+    println!(
+        "| **to_glb total** | **{cpu_total:.2}** | **{gpu_total:.2}** | **{:.1}×** |",
+        cpu_total / gpu_total
+    );
+    let same_mesh = cpu_tm.faces == gpu_tm.faces && cpu_tm.positions == gpu_tm.positions;
+    for (name, a, b) in [
+        ("base colour", &cpu_tm.base_color, &gpu_tm.base_color),
+        (
+            "metallic-roughness",
+            &cpu_tm.metallic_roughness,
+            &gpu_tm.metallic_roughness,
+        ),
+    ] {
+        let differ = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
+        let over_one = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .filter(|(x, y)| x.abs_diff(**y) > 1)
+            .count();
+        println!(
+            "parity {name}: {differ} of {} bytes differ, {over_one} by more than one level; same mesh: {same_mesh}",
+            a.data.len()
+        );
+    }
 }

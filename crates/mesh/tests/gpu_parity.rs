@@ -1,0 +1,268 @@
+//! CUDA vs CPU parity of the mesh stage's GPU path (`t2_mesh::gpu`): closest-point queries,
+//! the narrow-band remesh, and the bake inside the whole `to_textured_mesh` flow.
+//!
+//! Each test skips (with a note) when no CUDA device can be opened, unless
+//! `TRELLIS2_REQUIRE_CUDA=1`, which turns a missing GPU into a failure (set it on a GPU host so
+//! a skip cannot pass for a result). The kernels' NVRTC compile check runs everywhere (CI
+//! included): `gpu::tests::mesh_kernels_compile_with_nvrtc_for_sm90`.
+//!
+//! Tolerances. The kernels repeat the CPU's f32 operations in the same order with no FMA
+//! contraction, and IEEE division/sqrt, and walk the tree exactly as `Bvh::closest_within`
+//! does, so the results are expected to be the CPU's bit for bit; every test prints how many
+//! results are bit-identical. What the tests allow beyond that, and why:
+//! - closest point: distance within 1e-6 (a few f32 ulps at the unit-cube scale of the
+//!   inputs, room for a libm/NVRTC difference in one rounding), point within 1e-5; the face id
+//!   must be equal unless the GPU's face is a tie, i.e. lies at the same distance (±1e-6);
+//! - remesh: the same output mesh (so the same band voxel set): the band test and corner values
+//!   depend only on distances, which ties do not change;
+//! - bake (same UV mesh, same raster): texel bytes differing by more than one 8-bit level ≤ 1e-4 of all bytes: a tie
+//!   between two faces can move the snap point to another, equally near surface point whose
+//!   trilinear sample differs, which is the only sanctioned difference.
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use t2_mesh::bake::{bake, bake_on};
+use t2_mesh::bvh::{Bvh, closest_on_triangle};
+use t2_mesh::decimate::decimate;
+use t2_mesh::gpu::GpuBvh;
+use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc, remesh_narrow_band_dc_on};
+use t2_mesh::synth::{Attributes, NoisyTorus, voxelise};
+use t2_mesh::uv::unwrap;
+use t2_mesh::{GlbParams, MeshWithVoxel, to_textured_mesh_on};
+use t2_tensor::Device;
+use t2_tensor::cuda::CudaDevice;
+
+fn cuda() -> Option<CudaDevice> {
+    match CudaDevice::new(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let required = std::env::var("TRELLIS2_REQUIRE_CUDA").is_ok_and(|v| v == "1");
+            assert!(!required, "TRELLIS2_REQUIRE_CUDA=1 but no CUDA device: {e}");
+            eprintln!("skipped: no CUDA device ({e})");
+            None
+        }
+    }
+}
+
+fn torus(res: u32) -> MeshWithVoxel {
+    let shape = NoisyTorus {
+        major: 0.25,
+        minor: 0.1,
+        amp: 0.01,
+        freq: 30.0,
+    };
+    voxelise(&shape, res, Attributes::Pattern).unwrap()
+}
+
+/// Random triangles in the unit cube, some of them degenerate (repeated or collinear corners),
+/// so every branch of `closest_on_triangle` is taken.
+fn soup(rng: &mut StdRng, faces: usize) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
+    let mut v = Vec::new();
+    for i in 0..faces {
+        let a: [f32; 3] = std::array::from_fn(|_| rng.random::<f32>());
+        let mut b: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (rng.random::<f32>() - 0.5));
+        let mut c: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (rng.random::<f32>() - 0.5));
+        match i % 17 {
+            0 => b = a,
+            1 => c = std::array::from_fn(|k| a[k] + 2.0 * (b[k] - a[k])),
+            2 => (b, c) = (a, a),
+            _ => {}
+        }
+        v.extend([a, b, c]);
+    }
+    let f = (0..faces as u32)
+        .map(|i| [3 * i, 3 * i + 1, 3 * i + 2])
+        .collect();
+    (v, f)
+}
+
+fn dist_to_face(p: [f32; 3], verts: &[[f32; 3]], f: [u32; 3]) -> f32 {
+    let t = f.map(|i| verts[i as usize]);
+    let (q, _) = closest_on_triangle(p, &t);
+    ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2)).sqrt()
+}
+
+const DIST_TOL: f32 = 1e-6;
+const POINT_TOL: f32 = 1e-5;
+
+/// Compares GPU and CPU closest points for `queries` within `radius`; returns
+/// (bit-identical, ties with another face).
+fn check_closest(
+    dev: &CudaDevice,
+    verts: &[[f32; 3]],
+    faces: &[[u32; 3]],
+    queries: &[[f32; 3]],
+    radius: f32,
+) -> (usize, usize) {
+    let bvh = Bvh::new(verts, faces).unwrap();
+    let gpu = GpuBvh::upload(dev, &bvh).unwrap();
+    let got = gpu.closest_within(queries, radius).unwrap();
+    assert_eq!(got.len(), queries.len());
+    let (mut exact, mut ties) = (0, 0);
+    for (i, (&p, g)) in queries.iter().zip(&got).enumerate() {
+        let c = bvh.closest_within(p, radius);
+        let (c, g) = match (c, g) {
+            (None, None) => {
+                exact += 1;
+                continue;
+            }
+            (Some(c), Some(g)) => (c, *g),
+            (c, g) => panic!("query {i} {p:?} radius {radius}: CPU {c:?} vs GPU {g:?}"),
+        };
+        if c == g {
+            exact += 1;
+            continue;
+        }
+        assert!(
+            (c.distance - g.distance).abs() <= DIST_TOL,
+            "query {i}: distance CPU {} GPU {}",
+            c.distance,
+            g.distance
+        );
+        if c.face != g.face {
+            let d = dist_to_face(p, verts, faces[g.face as usize]);
+            assert!(
+                (d - c.distance).abs() <= DIST_TOL,
+                "query {i}: GPU face {} at {d} is no tie with CPU face {} at {}",
+                g.face,
+                c.face,
+                c.distance
+            );
+            ties += 1;
+        } else {
+            let e = (0..3)
+                .map(|k| (c.point[k] - g.point[k]).abs())
+                .fold(0.0, f32::max);
+            assert!(e <= POINT_TOL, "query {i}: points differ by {e}");
+        }
+    }
+    (exact, ties)
+}
+
+#[test]
+fn closest_points_match_cpu_on_random_soups_and_a_real_mesh() {
+    let Some(dev) = cuda() else { return };
+    let mut rng = StdRng::seed_from_u64(0x6d65_7368);
+    for (faces, radius) in [
+        (1, f32::INFINITY),
+        (300, f32::INFINITY),
+        (5000, 0.05),
+        (5000, f32::INFINITY),
+    ] {
+        let (v, f) = soup(&mut rng, faces);
+        let q: Vec<[f32; 3]> = (0..20_000)
+            .map(|_| std::array::from_fn(|_| rng.random::<f32>() * 1.4 - 0.2))
+            .collect();
+        let (exact, ties) = check_closest(&dev, &v, &f, &q, radius);
+        eprintln!(
+            "soup {faces} faces, radius {radius}: {exact}/{} bit-identical, {ties} ties",
+            q.len()
+        );
+    }
+    // A real extracted surface: grid-aligned geometry, many equidistant faces.
+    let m = torus(64).mesh;
+    for radius in [f32::INFINITY, 2.0 / 64.0] {
+        let q: Vec<[f32; 3]> = (0..50_000)
+            .map(|_| std::array::from_fn(|_| rng.random::<f32>() - 0.5))
+            .collect();
+        let (exact, ties) = check_closest(&dev, &m.vertices, &m.faces, &q, radius);
+        eprintln!(
+            "torus {} faces, radius {radius}: {exact}/{} bit-identical, {ties} ties",
+            m.faces.len(),
+            q.len()
+        );
+    }
+}
+
+#[test]
+fn remesh_on_cuda_equals_cpu() {
+    let Some(dev) = cuda() else { return };
+    for (res, project) in [(64, 0.0), (128, 0.0), (128, 0.9)] {
+        let m = torus(res).mesh;
+        let bvh = Bvh::new(&m.vertices, &m.faces).unwrap();
+        let gpu = GpuBvh::upload(&dev, &bvh).unwrap();
+        let params = RemeshParams::for_grid(res, 1.0, project);
+        let cpu = remesh_narrow_band_dc(&bvh, &params).unwrap();
+        let cuda = remesh_narrow_band_dc_on(&bvh, Some(&gpu), &params).unwrap();
+        eprintln!(
+            "remesh res {res} project {project}: CPU {} / CUDA {} vertices, {} / {} faces",
+            cpu.vertices.len(),
+            cuda.vertices.len(),
+            cpu.faces.len(),
+            cuda.faces.len()
+        );
+        assert_eq!(cpu.faces, cuda.faces, "res {res}: faces differ");
+        if project == 0.0 {
+            assert_eq!(cpu.vertices, cuda.vertices, "res {res}: vertices differ");
+        } else {
+            // Projection moves vertices to closest points, where a tie may pick another,
+            // equally near point; count and bound those.
+            let moved = cpu
+                .vertices
+                .iter()
+                .zip(&cuda.vertices)
+                .filter(|(a, b)| a != b)
+                .count();
+            eprintln!(
+                "  projected vertices differing: {moved}/{}",
+                cpu.vertices.len()
+            );
+            assert!(moved as f64 <= 1e-4 * cpu.vertices.len() as f64 + 1.0);
+        }
+    }
+}
+
+#[test]
+fn bake_on_cuda_matches_cpu() {
+    let Some(dev) = cuda() else { return };
+    let input = torus(128);
+    let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces).unwrap();
+    let gpu = GpuBvh::upload(&dev, &bvh).unwrap();
+    let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(128, 1.0, 0.0)).unwrap();
+    let (mesh, _) = decimate(&remeshed, 20_000).unwrap();
+    let uv_mesh = unwrap(&mesh, 1024).unwrap();
+    let cpu = bake(&uv_mesh, &bvh, &input, 1024).unwrap();
+    let cuda = bake_on(&uv_mesh, &bvh, Some(&gpu), &input, 1024).unwrap();
+    assert_eq!(cpu.covered, cuda.covered, "same raster, same coverage");
+    assert!(cpu.covered > 100_000, "only {} texels covered", cpu.covered);
+    for (name, a, b) in [
+        ("base colour", &cpu.base_color, &cuda.base_color),
+        (
+            "metallic-roughness",
+            &cpu.metallic_roughness,
+            &cuda.metallic_roughness,
+        ),
+    ] {
+        assert_eq!(a.data.len(), b.data.len());
+        let differ = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
+        let over_one = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .filter(|(x, y)| x.abs_diff(**y) > 1)
+            .count();
+        eprintln!(
+            "bake {name}: {differ} of {} bytes differ, {over_one} by more than one level",
+            a.data.len()
+        );
+        assert!(
+            over_one as f64 <= 1e-4 * a.data.len() as f64,
+            "{name}: {over_one} bytes differ by more than one level"
+        );
+    }
+}
+
+#[test]
+fn whole_flow_runs_on_cuda() {
+    let Some(dev) = cuda() else { return };
+    let input = torus(64);
+    let params = GlbParams {
+        decimation_target: 5_000,
+        texture_size: 512,
+        ..GlbParams::default()
+    };
+    let (tm, report) = to_textured_mesh_on(&input, &params, &Device::Cuda(dev), None).unwrap();
+    assert!(report.steps.iter().any(|s| s.name == "bvh_upload"));
+    assert!(!tm.faces.is_empty() && tm.faces.len() <= 5_000);
+    assert_eq!(tm.base_color.data.len(), 512 * 512 * 4);
+    assert!(report.covered_texels > 10_000);
+}
