@@ -8,7 +8,8 @@
 //! parity tests (`tests/gpu_parity.rs`) measure how often that happens.
 //!
 //! Kernels run through t2-tensor's public launch API on a [`CudaDevice`]; NVRTC compiles them
-//! on first use (disk-cached). CI compiles them with NVRTC too (`KERNELS`, test below).
+//! on first use (disk-cached). With no GPU, CI still compiles them with NVRTC (`KERNELS`, test
+//! below) and runs their logic on the host against the CPU path (`host_check.rs`).
 
 use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, Dims, KernelSource};
 
@@ -287,6 +288,9 @@ impl GpuBvh {
         out.download().map_err(&err)
     }
 }
+
+#[cfg(test)]
+mod host_check;
 
 #[cfg(test)]
 mod tests {

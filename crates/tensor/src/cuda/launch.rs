@@ -214,13 +214,6 @@ impl CudaDevice {
             _elem: PhantomData,
         })
     }
-
-    /// A device buffer of `len` elements with every byte set to `byte` (queued on the stream).
-    pub fn filled_slice<T: Pod>(&self, len: usize, byte: u8) -> Result<DeviceBuffer<T>> {
-        let buf = self.alloc_slice::<T>(len)?;
-        self.memset(buf.ptr(), byte, buf.storage.len_bytes())?;
-        Ok(buf)
-    }
 }
 
 /// A typed device buffer of plain-data elements (`f32`, `u32`, `[f32; 4]`, `#[repr(C)]` Pod

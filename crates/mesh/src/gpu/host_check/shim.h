@@ -1,0 +1,39 @@
+// Host stand-ins for the CUDA built-ins closest.cu uses, so its kernels compile as plain C++
+// and run as loops (host_check.rs). `volatile` keeps each intrinsic one rounded IEEE operation
+// whatever contraction flags the compiler is given.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+typedef unsigned char u8;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef long long i64;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__
+struct float4 { float x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct Dim3 { unsigned x, y, z; };
+static Dim3 blockIdx, threadIdx;
+static const Dim3 blockDim = {1, 1, 1};
+inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
+inline float __fsub_rn(float a, float b) { volatile float r = a - b; return r; }
+inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
+inline float __fdiv_rn(float a, float b) { volatile float r = a / b; return r; }
+inline u32 __float_as_uint(float f) { u32 u; std::memcpy(&u, &f, 4); return u; }
+inline float __uint_as_float(u32 u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+// PTX cvt.rzi: truncation, saturating, NaN → 0.
+inline int __float2int_rz(float f) {
+    if (std::isnan(f)) return 0;
+    if (f >= 2147483647.0f) return 2147483647;
+    if (f <= -2147483648.0f) return -2147483647 - 1;
+    return (int)f;
+}
+inline u32 __float2uint_rz(float f) {
+    if (std::isnan(f) || f <= 0.0f) return 0;
+    if (f >= 4294967295.0f) return 4294967295u;
+    return (u32)f;
+}
+using std::isinf;
