@@ -25,7 +25,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand};
 use t2_models::dit::SparseStructureFlowModel;
 use t2_models::nn::Precision;
-use t2_models::pipeline::{LoadOptions, PipelineType, Trellis2Pipeline};
+use t2_models::pipeline::{LoadOptions, PipelineType, Residency, Trellis2Pipeline};
 use t2_models::random::shape::SurfaceShape;
 use t2_models::random::{ModelSetSize, write_model_set};
 use t2_tensor::Device;
@@ -81,6 +81,14 @@ enum Cmd {
         /// Skip sections: any of dit, decoders, pipelines.
         #[arg(long, value_delimiter = ',')]
         skip: Vec<String>,
+        /// Low-VRAM mode: one network on the GPU at a time (pipelines only: needs
+        /// `--skip dit,decoders`, which drive resident networks).
+        #[arg(long)]
+        low_vram: bool,
+        /// Caps the allocator (live + cached) at this many GiB; an allocation over it fails as
+        /// a full GPU would.
+        #[arg(long)]
+        memory_limit_gib: Option<f64>,
     },
     /// DINOv3 at 512 and 1024 px: timings and a dump for scripts/gpu/dinov3_ref.py.
     Dinov3 {
@@ -158,6 +166,8 @@ fn main() -> Result<()> {
             heavy,
             f32_check,
             skip,
+            low_vram,
+            memory_limit_gib,
         } => run(RunArgs {
             models,
             dump,
@@ -169,6 +179,12 @@ fn main() -> Result<()> {
             heavy,
             f32_check,
             skip,
+            residency: if low_vram {
+                Residency::OneAtATime
+            } else {
+                Residency::AllResident
+            },
+            memory_limit_gib,
         }),
         Cmd::Dinov3 {
             models,
@@ -180,7 +196,7 @@ fn main() -> Result<()> {
         Cmd::Ready { models } => {
             let t = Instant::now();
             let dev = Device::cuda(0)?;
-            let pipe = load(&models, &dev)?;
+            let pipe = load(&models, &dev, Residency::AllResident)?;
             warm_up(&dev)?;
             drop(pipe);
             println!("ready in {:.2} s", t.elapsed().as_secs_f64());
@@ -212,12 +228,17 @@ struct RunArgs {
     heavy: bool,
     f32_check: bool,
     skip: Vec<String>,
+    residency: Residency,
+    memory_limit_gib: Option<f64>,
 }
 
-fn load(models: &Path, dev: &Device) -> Result<Trellis2Pipeline> {
+fn load(models: &Path, dev: &Device, residency: Residency) -> Result<Trellis2Pipeline> {
     Ok(Trellis2Pipeline::load(
         models,
-        &LoadOptions::all(Precision::Reference, dev.clone()),
+        &LoadOptions {
+            residency,
+            ..LoadOptions::all(Precision::Reference, dev.clone())
+        },
     )?)
 }
 
@@ -252,24 +273,40 @@ fn section<T>(r: &mut OursReport, what: &str, f: impl FnOnce() -> Result<T>) -> 
 }
 
 fn run(a: RunArgs) -> Result<()> {
+    let skip = |s: &str| a.skip.iter().any(|x| x == s);
+    if a.residency == Residency::OneAtATime && !(skip("dit") && skip("decoders")) {
+        return Err(anyhow!(
+            "--low-vram times whole pipelines only: add --skip dit,decoders"
+        ));
+    }
     let dev = Device::parse(&a.device)?;
+    if let (Device::Cuda(c), Some(g)) = (&dev, a.memory_limit_gib) {
+        c.set_memory_limit(Some(t2_tensor::device::parse_gib(&g.to_string())?));
+    }
     std::fs::create_dir_all(&a.dump)?;
     let mut r = OursReport {
         gpu: match &dev {
             Device::Cuda(c) => c.name().to_string(),
             Device::Cpu => "cpu".into(),
         },
+        low_vram: a.residency == Residency::OneAtATime,
+        memory_limit_gib: a.memory_limit_gib,
         ..Default::default()
     };
     let t = Instant::now();
-    let pipe = load(&a.models, &dev)?;
+    let pipe = load(&a.models, &dev, a.residency)?;
     dev.synchronize()?;
     r.load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     warm_up(&dev)?;
     r.warm_up_s = t.elapsed().as_secs_f64();
     if let Device::Cuda(c) = &dev {
-        r.resident_gib = util::gib(c.memory_stats().allocated);
+        let m = c.memory_stats();
+        r.resident_gib = util::gib(m.allocated);
+        // What the process holds outside the allocator: context, kernel modules, cuBLASLt's
+        // workspace (the driver's used memory minus the pool; assumes the GPU is ours alone).
+        r.outside_pool_gib =
+            util::gib((m.device_total - m.device_free).saturating_sub(m.allocated + m.cached));
     }
     eprintln!(
         "loaded in {:.1} s, warm-up {:.1} s, {:.1} GiB resident",
@@ -277,7 +314,6 @@ fn run(a: RunArgs) -> Result<()> {
     );
     save(&a.out, &r)?;
     let nets = pipe.networks();
-    let skip = |s: &str| a.skip.iter().any(|x| x == s);
 
     if !skip("dit") {
         let ss = nets.ss_flow.ok_or_else(|| anyhow!("no SS flow"))?;

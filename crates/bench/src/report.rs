@@ -17,6 +17,12 @@ pub struct OursReport {
     pub load_s: f64,
     pub warm_up_s: f64,
     pub resident_gib: f64,
+    /// Low-VRAM mode (one network on the GPU at a time).
+    pub low_vram: bool,
+    /// The allocator cap the run was held to, if any.
+    pub memory_limit_gib: Option<f64>,
+    /// Device memory held outside the allocator after loading (context, modules, workspace).
+    pub outside_pool_gib: f64,
     pub dit: Vec<DitResult>,
     pub decoders: Vec<DecoderResult>,
     pub pipelines: Vec<PipelineResult>,
@@ -207,15 +213,29 @@ pub fn table(ours: &Path, reference: Option<&Path>, cold: Option<&Path>) -> Resu
         s += &row("**total (image → mesh + voxels)**", &|p| {
             f(num(p, "total_s"), 2)
         });
-        s += &row("peak GPU memory (GiB, all models resident)", &|p| {
-            f(num(p, "peak_gib"), 1)
+        let mode = if o.get("low_vram").and_then(Value::as_bool) == Some(true) {
+            "low-VRAM mode, one network at a time"
+        } else {
+            "all models resident"
+        };
+        s += &row(
+            &format!("peak GPU memory, live tensors (GiB, {mode})"),
+            &|p| f(num(p, "peak_gib"), 2),
+        );
+        s += &row("peak GPU memory, allocator reserved (GiB)", &|p| {
+            f(num(p, "peak_reserved_gib"), 2)
         });
     }
     s += &format!(
-        "\nModels resident: {} GiB; load (page-cached files → GPU): {} s; kernel warm-up: {} s.\n",
+        "\nModels resident: {} GiB; load (page-cached files → GPU): {} s; kernel warm-up: {} s; \
+         device memory outside the allocator: {} GiB; allocator cap: {}.\n",
         f(num(&o, "resident_gib"), 1),
         f(num(&o, "load_s"), 1),
-        f(num(&o, "warm_up_s"), 1)
+        f(num(&o, "warm_up_s"), 1),
+        f(num(&o, "outside_pool_gib"), 2),
+        o.get("memory_limit_gib")
+            .and_then(Value::as_f64)
+            .map_or("none".to_string(), |g| format!("{g} GiB"))
     );
     if !c.is_null() {
         s += &format!(

@@ -6,7 +6,7 @@
 use t2_models::demo::{self, write_demo_models};
 use t2_models::nn::Precision;
 use t2_models::pipeline::{
-    LoadOptions, PipelineType, RunOptions, SamplerOverrides, Trellis2Pipeline,
+    LoadOptions, PipelineType, Residency, RunOptions, SamplerOverrides, Trellis2Pipeline,
 };
 use t2_tensor::Device;
 
@@ -144,5 +144,64 @@ fn demo_pipeline_runs_every_path() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The low-VRAM mode (each network loaded for its stage and freed) computes exactly what the
+/// all-resident pipeline computes: same weights, same kernels, so bit-identical output.
+#[test]
+fn low_vram_mode_matches_all_resident() {
+    let dir = tmp("lowvram");
+    write_demo_models(&dir, 2).expect("write demo");
+    let dev = Device::from_env().expect("device");
+    let resident =
+        Trellis2Pipeline::load(&dir, &LoadOptions::all(Precision::Reference, dev.clone()))
+            .expect("load resident");
+    let low = Trellis2Pipeline::load(
+        &dir,
+        &LoadOptions {
+            residency: Residency::OneAtATime,
+            ..LoadOptions::all(Precision::Reference, dev)
+        },
+    )
+    .expect("load low-VRAM");
+    assert_eq!(low.residency(), Residency::OneAtATime);
+    assert!(
+        low.networks().shape_flow_1024.is_none(),
+        "nothing stays resident"
+    );
+    let image = resident
+        .preprocess_image(&demo::demo_image(64))
+        .expect("preprocess");
+    let steps = SamplerOverrides {
+        steps: Some(2),
+        ..Default::default()
+    };
+    let opts = RunOptions {
+        seed: 5,
+        pipeline_type: Some(PipelineType::Cascade1024),
+        sparse_structure: steps.clone(),
+        shape_slat: steps.clone(),
+        tex_slat: steps,
+        ..Default::default()
+    };
+    let a = resident
+        .run(&image, &opts, &mut |_, _, _| Ok(()))
+        .expect("resident run");
+    let b = low
+        .run(&image, &opts, &mut |_, _, _| Ok(()))
+        .expect("low-VRAM run");
+    assert_eq!(a.ss_coords, b.ss_coords);
+    assert_eq!(a.shape_slat.coords, b.shape_slat.coords);
+    assert!(
+        a.shape_slat.feats == b.shape_slat.feats,
+        "shape latents differ"
+    );
+    assert!(
+        a.tex_slat.feats == b.tex_slat.feats,
+        "texture latents differ"
+    );
+    assert_eq!(a.mesh.mesh.faces, b.mesh.mesh.faces);
+    assert!(a.mesh.attrs == b.mesh.attrs, "voxel attributes differ");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,19 @@ pub enum Device {
     Cuda(CudaDevice),
 }
 
+/// Environment variable capping the CUDA allocator, in GiB (decimals allowed).
+pub const MEMORY_LIMIT_ENV: &str = "TRELLIS2_CUDA_MEMORY_LIMIT_GIB";
+
+/// `"15.5"` → bytes; refuses what is not a positive finite number.
+pub fn parse_gib(v: &str) -> Result<usize> {
+    match v.trim().parse::<f64>() {
+        Ok(g) if g.is_finite() && g > 0.0 => Ok((g * (1u64 << 30) as f64) as usize),
+        _ => Err(Error::CudaUnavailable(format!(
+            "{MEMORY_LIMIT_ENV}={v:?} is not a positive number of GiB"
+        ))),
+    }
+}
+
 impl Device {
     pub fn cpu() -> Device {
         Device::Cpu
@@ -22,10 +35,16 @@ impl Device {
     }
 
     /// Picks the device from `TRELLIS2_DEVICE`: `cpu`, `cuda`, `cuda:N`, or `auto` (the default:
-    /// CUDA device 0 when one can be opened, else the CPU).
+    /// CUDA device 0 when one can be opened, else the CPU). On CUDA,
+    /// `TRELLIS2_CUDA_MEMORY_LIMIT_GIB` caps what the allocator holds (see
+    /// `CudaDevice::set_memory_limit`).
     pub fn from_env() -> Result<Device> {
         let spec = std::env::var("TRELLIS2_DEVICE").unwrap_or_else(|_| "auto".into());
-        Device::parse(&spec)
+        let dev = Device::parse(&spec)?;
+        if let (Device::Cuda(c), Ok(v)) = (&dev, std::env::var(MEMORY_LIMIT_ENV)) {
+            c.set_memory_limit(Some(parse_gib(&v)?));
+        }
+        Ok(dev)
     }
 
     pub fn parse(spec: &str) -> Result<Device> {
@@ -80,5 +99,19 @@ impl Device {
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limit_parses_gib() {
+        assert_eq!(parse_gib("16").unwrap(), 16 << 30);
+        assert_eq!(parse_gib(" 0.5 ").unwrap(), 512 << 20);
+        for bad in ["", "0", "-1", "NaN", "inf", "16GiB"] {
+            assert!(parse_gib(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use t2_models::config::{CheckpointConfig, SamplerParams as ConfigParams};
 use t2_models::nn::Precision;
 use t2_models::pipeline::{
-    FlowRes, LoadOptions, PipelineType, SamplerOverrides, SparseLatent, Stage, Trellis2Pipeline,
+    FlowRes, LoadOptions, Residency, PipelineType, SamplerOverrides, SparseLatent, Stage, Trellis2Pipeline,
 };
 use t2_models::rng::TorchGenerator;
 use t2_proto::common::v1::{Latents, ServiceInfo};
@@ -57,6 +57,8 @@ impl FlowModels {
             device: device.clone(),
             models: Some(FLOW_MODELS.iter().map(|s| s.to_string()).collect()),
             image_cond: false,
+            // `TRELLIS2_LOW_VRAM=1`: one network on the GPU at a time.
+            residency: Residency::from_env().map_err(|e| e.to_string())?,
         };
         let pipe = Trellis2Pipeline::load(dir, &opts).map_err(|e| e.to_string())?;
         if let Device::Cuda(d) = device {

@@ -16,7 +16,7 @@ use t2_mesh::render::{RenderOptions, VideoOptions};
 use t2_mesh::{GlbParams, MeshError, TextureFormat as MeshTextureFormat};
 use t2_models::config::CheckpointConfig;
 use t2_models::nn::Precision;
-use t2_models::pipeline::{LoadOptions, SparseLatent, Trellis2Pipeline};
+use t2_models::pipeline::{LoadOptions, Residency, SparseLatent, Trellis2Pipeline};
 use t2_proto::common::v1::{Latents, ServiceInfo};
 use t2_proto::mesh::v1::{ExportParams, ExtractRequest, Stats, TextureFormat};
 use t2_proto::{ErrorCode, ProgressSink, ServiceError};
@@ -99,6 +99,8 @@ impl MeshModels {
             device: device.clone(),
             models: Some(MESH_MODELS.iter().map(|s| s.to_string()).collect()),
             image_cond: false,
+            // `TRELLIS2_LOW_VRAM=1`: one network on the GPU at a time.
+            residency: Residency::from_env().map_err(|e| e.to_string())?,
         };
         let pipe = Trellis2Pipeline::load(dir, &opts).map_err(|e| e.to_string())?;
         if let Device::Cuda(d) = device {

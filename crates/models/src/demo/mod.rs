@@ -266,14 +266,12 @@ pub fn write_demo_models(out: &Path, seed: u64) -> Result<DemoModels> {
     let pipe = Trellis2Pipeline::load(
         out,
         &LoadOptions {
-            precision: Precision::Reference,
-            device: cpu.clone(),
             models: Some(vec![
                 "sparse_structure_flow_model".into(),
                 "sparse_structure_decoder".into(),
                 "shape_slat_flow_model_512".into(),
             ]),
-            image_cond: true,
+            ..LoadOptions::all(Precision::Reference, cpu.clone())
         },
     )?;
     let image = pipe.preprocess_image(&demo_image(64))?;

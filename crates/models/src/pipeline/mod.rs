@@ -8,11 +8,15 @@
 //! quantisation, `unique`, and the 49,152-token back-off (1536 → 1408 → … → 1024).
 
 mod options;
+mod residency;
 
 pub use options::{
     FlowRes, LoadOptions, PipelineType, Progress, RunOptions, RunOutput, SamplerOverrides,
     SparseLatent, SparseStructure, Stage,
 };
+pub use residency::Held;
+pub use residency::Residency;
+use residency::Slot;
 
 use image::{RgbImage, RgbaImage};
 use t2_mesh::MeshWithVoxel;
@@ -40,18 +44,20 @@ const CASCADE_LR_RESOLUTION: u32 = 512;
 pub struct Trellis2Pipeline {
     pub config: PipelineConfig,
     device: Device,
-    image_cond: Option<Dinov3>,
-    ss_flow: Option<SparseStructureFlowModel>,
-    ss_decoder: Option<SparseStructureDecoder>,
-    shape_flow_512: Option<SLatFlowModel>,
-    shape_flow_1024: Option<SLatFlowModel>,
-    tex_flow_512: Option<SLatFlowModel>,
-    tex_flow_1024: Option<SLatFlowModel>,
-    shape_decoder: Option<ShapeDecoder>,
-    tex_decoder: Option<TexDecoder>,
+    residency: Residency,
+    image_cond: Slot<Dinov3>,
+    ss_flow: Slot<SparseStructureFlowModel>,
+    ss_decoder: Slot<SparseStructureDecoder>,
+    shape_flow_512: Slot<SLatFlowModel>,
+    shape_flow_1024: Slot<SLatFlowModel>,
+    tex_flow_512: Slot<SLatFlowModel>,
+    tex_flow_1024: Slot<SLatFlowModel>,
+    shape_decoder: Slot<ShapeDecoder>,
+    tex_decoder: Slot<TexDecoder>,
 }
 
-/// Borrowed views of the loaded networks (`None` when not loaded).
+/// Borrowed views of the resident networks (`None` when not loaded, or not resident in the
+/// low-VRAM mode).
 pub struct Networks<'a> {
     pub image_cond: Option<&'a Dinov3>,
     pub ss_flow: Option<&'a SparseStructureFlowModel>,
@@ -64,11 +70,6 @@ pub struct Networks<'a> {
     pub tex_decoder: Option<&'a TexDecoder>,
 }
 
-fn need<'a, T>(m: &'a Option<T>, key: &str) -> Result<&'a T> {
-    m.as_ref()
-        .ok_or_else(|| ModelError::NotLoaded(key.to_string()))
-}
-
 impl Trellis2Pipeline {
     /// Loads `pipeline.json` (a file or its directory) and the requested models.
     pub fn load(path: &std::path::Path, opts: &LoadOptions) -> Result<Trellis2Pipeline> {
@@ -78,21 +79,23 @@ impl Trellis2Pipeline {
                 .as_ref()
                 .is_none_or(|m| m.iter().any(|x| x == k))
         };
-        let (p, d) = (opts.precision, &opts.device);
+        let (p, d, r) = (opts.precision, &opts.device, opts.residency);
         macro_rules! model {
-            ($key:expr, $load:expr) => {
-                match config.model_files($key)? {
-                    Some(files) if want($key) => Some($load(&files, p, d)?),
-                    _ => None,
-                }
-            };
+            ($key:expr, $load:expr) => {{
+                let files = config.model_files($key)?.filter(|_| want($key));
+                let dev = d.clone();
+                Slot::new(files, r, d, move |f| $load(f, p, &dev))?
+            }};
         }
-        let image_cond = if opts.image_cond {
-            Some(Dinov3::load(&config.image_cond_files()?, d)?)
+        let cond_files = if opts.image_cond {
+            Some(config.image_cond_files()?)
         } else {
             None
         };
+        let dev = d.clone();
+        let image_cond = Slot::new(cond_files, r, d, move |f| Dinov3::load(f, &dev))?;
         Ok(Trellis2Pipeline {
+            residency: r,
             image_cond,
             ss_flow: model!(
                 "sparse_structure_flow_model",
@@ -114,6 +117,10 @@ impl Trellis2Pipeline {
         &self.device
     }
 
+    pub fn residency(&self) -> Residency {
+        self.residency
+    }
+
     pub fn default_pipeline_type(&self) -> Result<PipelineType> {
         self.config.args.default_pipeline_type.parse()
     }
@@ -132,7 +139,18 @@ impl Trellis2Pipeline {
 
     /// S1: DINOv3 tokens `[1, T, D]` f32 at `resolution` px (`neg_cond` is all zeros).
     pub fn get_cond(&self, image: &RgbImage, resolution: u32) -> Result<Tensor> {
-        need(&self.image_cond, "image_cond_model")?.extract(image, resolution)
+        self.image_cond
+            .hold("image_cond_model")?
+            .extract(image, resolution)
+    }
+
+    /// S1 at several resolutions with the image encoder held once (one load in low-VRAM mode).
+    pub fn get_conds(&self, image: &RgbImage, resolutions: &[u32]) -> Result<Vec<Tensor>> {
+        let encoder = self.image_cond.hold("image_cond_model")?;
+        resolutions
+            .iter()
+            .map(|&r| encoder.extract(image, r))
+            .collect()
     }
 
     fn params(
@@ -174,8 +192,8 @@ impl Trellis2Pipeline {
         overrides: &SamplerOverrides,
         progress: Progress<'_>,
     ) -> Result<Vec<f32>> {
-        let flow = need(&self.ss_flow, "sparse_structure_flow_model")?;
-        let mut model = DenseVelocity::new(flow, cond_512)?;
+        let flow = self.ss_flow.hold("sparse_structure_flow_model")?;
+        let mut model = DenseVelocity::new(&flow, cond_512)?;
         let noise = rng.randn(model.shape().iter().product());
         let (sampler, params) = self.params(Stage::SparseStructure, overrides)?;
         sampler.sample(
@@ -190,10 +208,10 @@ impl Trellis2Pipeline {
 
     /// The SS decoder's logits `[1, 1, D, D, D]` for `z_s`.
     pub fn ss_logits(&self, latent: &[f32]) -> Result<Tensor> {
-        let flow = need(&self.ss_flow, "sparse_structure_flow_model")?;
-        let decoder = need(&self.ss_decoder, "sparse_structure_decoder")?;
-        let r = flow.resolution();
-        let z = Tensor::from_slice(latent, &[1, flow.in_channels(), r, r, r], &self.device)?;
+        // The flow's geometry from its config alone: in low-VRAM mode the flow is not resident.
+        let (channels, r) = self.ss_latent_shape()?;
+        let decoder = self.ss_decoder.hold("sparse_structure_decoder")?;
+        let z = Tensor::from_slice(latent, &[1, channels, r, r, r], &self.device)?;
         let logits = decoder.forward(&z, &mut None)?;
         if logits.dim(1) != 1 {
             return Err(ModelError::Unsupported(format!(
@@ -202,6 +220,18 @@ impl Trellis2Pipeline {
             )));
         }
         Ok(logits)
+    }
+
+    /// The SS latent's `(channels, resolution)`, from the flow's checkpoint config (also in
+    /// the decoder-only services, which do not load the flow).
+    fn ss_latent_shape(&self) -> Result<(usize, usize)> {
+        let files = self
+            .config
+            .model_files("sparse_structure_flow_model")?
+            .ok_or_else(|| ModelError::NotLoaded("sparse_structure_flow_model".into()))?;
+        let cfg: crate::config::FlowConfig = crate::config::CheckpointConfig::load(&files.config)?
+            .args_as(&files.config, &[SparseStructureFlowModel::CLASS])?;
+        Ok((cfg.in_channels, cfg.resolution))
     }
 
     /// S2 steps 3–5: decoder, `> 0`, OR-pool to `resolution`, argwhere. An empty structure is
@@ -221,17 +251,17 @@ impl Trellis2Pipeline {
         Ok(coords)
     }
 
-    fn shape_flow(&self, res: FlowRes) -> Result<&SLatFlowModel> {
+    fn shape_flow(&self, res: FlowRes) -> Result<Held<'_, SLatFlowModel>> {
         match res {
-            FlowRes::R512 => need(&self.shape_flow_512, "shape_slat_flow_model_512"),
-            FlowRes::R1024 => need(&self.shape_flow_1024, "shape_slat_flow_model_1024"),
+            FlowRes::R512 => self.shape_flow_512.hold("shape_slat_flow_model_512"),
+            FlowRes::R1024 => self.shape_flow_1024.hold("shape_slat_flow_model_1024"),
         }
     }
 
-    fn tex_flow(&self, res: FlowRes) -> Result<&SLatFlowModel> {
+    fn tex_flow(&self, res: FlowRes) -> Result<Held<'_, SLatFlowModel>> {
         match res {
-            FlowRes::R512 => need(&self.tex_flow_512, "tex_slat_flow_model_512"),
-            FlowRes::R1024 => need(&self.tex_flow_1024, "tex_slat_flow_model_1024"),
+            FlowRes::R512 => self.tex_flow_512.hold("tex_slat_flow_model_512"),
+            FlowRes::R1024 => self.tex_flow_1024.hold("tex_slat_flow_model_1024"),
         }
     }
 
@@ -283,7 +313,7 @@ impl Trellis2Pipeline {
     ) -> Result<SparseLatent> {
         let flow = self.shape_flow(res)?;
         let z = self.sample_slat(
-            flow,
+            &flow,
             cond,
             coords,
             None,
@@ -309,9 +339,8 @@ impl Trellis2Pipeline {
         overrides: &SamplerOverrides,
         progress: Progress<'_>,
     ) -> Result<(SparseLatent, u32)> {
-        let lr_flow = self.shape_flow(FlowRes::R512)?;
         let z = self.sample_slat(
-            lr_flow,
+            &*self.shape_flow(FlowRes::R512)?,
             cond_512,
             coords,
             None,
@@ -328,9 +357,8 @@ impl Trellis2Pipeline {
             resolution = hr_res,
             "cascade HR tokens"
         );
-        let hr_flow = self.shape_flow(FlowRes::R1024)?;
         let z = self.sample_slat(
-            hr_flow,
+            &*self.shape_flow(FlowRes::R1024)?,
             cond_1024,
             &coords,
             None,
@@ -348,7 +376,7 @@ impl Trellis2Pipeline {
     /// The cascade's LR decoder pass: `shape_slat_decoder.upsample(lr, 4)`, the fine voxels on
     /// the 512³ grid that `cascade_coords` re-quantises.
     pub fn cascade_upsample(&self, lr: &SparseLatent) -> Result<Vec<[i32; 4]>> {
-        need(&self.shape_decoder, "shape_slat_decoder")?.upsample(
+        self.shape_decoder.hold("shape_slat_decoder")?.upsample(
             lr.coords.clone(),
             &lr.tensor(&self.device)?,
             CASCADE_UPSAMPLE_TIMES,
@@ -358,16 +386,27 @@ impl Trellis2Pipeline {
     /// The loaded networks, for callers that drive them directly (benchmarks, parity runs).
     pub fn networks(&self) -> Networks<'_> {
         Networks {
-            image_cond: self.image_cond.as_ref(),
-            ss_flow: self.ss_flow.as_ref(),
-            ss_decoder: self.ss_decoder.as_ref(),
-            shape_flow_512: self.shape_flow_512.as_ref(),
-            shape_flow_1024: self.shape_flow_1024.as_ref(),
-            tex_flow_512: self.tex_flow_512.as_ref(),
-            tex_flow_1024: self.tex_flow_1024.as_ref(),
-            shape_decoder: self.shape_decoder.as_ref(),
-            tex_decoder: self.tex_decoder.as_ref(),
+            image_cond: self.image_cond.resident(),
+            ss_flow: self.ss_flow.resident(),
+            ss_decoder: self.ss_decoder.resident(),
+            shape_flow_512: self.shape_flow_512.resident(),
+            shape_flow_1024: self.shape_flow_1024.resident(),
+            tex_flow_512: self.tex_flow_512.resident(),
+            tex_flow_1024: self.tex_flow_1024.resident(),
+            shape_decoder: self.shape_decoder.resident(),
+            tex_decoder: self.tex_decoder.resident(),
         }
+    }
+
+    /// The shape decoder for a caller driving it directly (resident, or loaded until the
+    /// returned hold is dropped in low-VRAM mode).
+    pub fn shape_decoder(&self) -> Result<Held<'_, ShapeDecoder>> {
+        self.shape_decoder.hold("shape_slat_decoder")
+    }
+
+    /// The texture decoder, as `shape_decoder`.
+    pub fn tex_decoder(&self) -> Result<Held<'_, TexDecoder>> {
+        self.tex_decoder.hold("tex_slat_decoder")
     }
 
     /// S4: the texture SLat on the shape latent's voxels (`concat_cond` = normalised shape).
@@ -383,7 +422,7 @@ impl Trellis2Pipeline {
         let flow = self.tex_flow(res)?;
         let shape_norm = normalize(shape_slat, &self.config.args.shape_slat_normalization)?;
         let z = self.sample_slat(
-            flow,
+            &flow,
             cond,
             &shape_slat.coords,
             Some(&shape_norm),
@@ -412,7 +451,7 @@ impl Trellis2Pipeline {
                 "shape and texture latents are on different voxels",
             ));
         }
-        let shape = need(&self.shape_decoder, "shape_slat_decoder")?.decode(
+        let shape = self.shape_decoder.hold("shape_slat_decoder")?.decode(
             shape_slat.coords.clone(),
             &shape_slat.tensor(&self.device)?,
             resolution,
@@ -430,7 +469,7 @@ impl Trellis2Pipeline {
         resolution: u32,
         subs: &[Subdivision],
     ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
-        let shape = need(&self.shape_decoder, "shape_slat_decoder")?.decode(
+        let shape = self.shape_decoder.hold("shape_slat_decoder")?.decode(
             shape_slat.coords.clone(),
             &shape_slat.tensor(&self.device)?,
             resolution,
@@ -455,7 +494,7 @@ impl Trellis2Pipeline {
             resolution,
         )?;
         let subs = shape.decoded.subs;
-        let (coords, attrs) = need(&self.tex_decoder, "tex_slat_decoder")?.decode(
+        let (coords, attrs) = self.tex_decoder.hold("tex_slat_decoder")?.decode(
             tex_slat.coords.clone(),
             &tex_slat.tensor(&self.device)?,
             &subs,
@@ -492,11 +531,11 @@ impl Trellis2Pipeline {
             None => self.default_pipeline_type()?,
         };
         let mut rng = TorchGenerator::with_kernel(opts.seed, opts.noise_kernel);
-        let cond_512 = self.get_cond(image, 512)?;
-        let cond_1024 = if ty.needs_cond_1024() {
-            Some(self.get_cond(image, 1024)?)
+        let (cond_512, cond_1024) = if ty.needs_cond_1024() {
+            let mut c = self.get_conds(image, &[512, 1024])?.into_iter();
+            (c.next().expect("two"), c.next())
         } else {
-            None
+            (self.get_cond(image, 512)?, None)
         };
         let ss = self.sample_sparse_structure(
             &cond_512,

@@ -182,6 +182,8 @@ pub struct LoadOptions {
     /// `pipeline.json` model keys to load; `None` loads every listed model.
     pub models: Option<Vec<String>>,
     pub image_cond: bool,
+    /// All networks resident, or one at a time (low-VRAM mode).
+    pub residency: super::Residency,
 }
 
 impl LoadOptions {
@@ -191,6 +193,7 @@ impl LoadOptions {
             device,
             models: None,
             image_cond: true,
+            residency: super::Residency::AllResident,
         }
     }
 }

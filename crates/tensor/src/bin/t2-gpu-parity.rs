@@ -639,6 +639,44 @@ fn f32_attention_cases(cases: &mut Vec<Case>) {
 }
 
 fn device_cases(cases: &mut Vec<Case>) {
+    cases.push(case("memory-limit-caps-the-pool", 0.0, |g| {
+        let Device::Cuda(cd) = g else { unreachable!() };
+        cd.empty_cache()?;
+        let base = cd.memory_stats().allocated;
+        // 64 MiB above what is live now: two 24 MiB tensors fit, a third does not; after
+        // dropping one, the cached block is reused; the cap lifted, a third fits.
+        cd.set_memory_limit(Some(base + (64 << 20)));
+        let result = (|| {
+            let mib24 = [6usize << 20];
+            let a = Tensor::zeros(&mib24, DType::F32, g)?;
+            let b = Tensor::zeros(&mib24, DType::F32, g)?;
+            match Tensor::zeros(&mib24, DType::F32, g) {
+                Err(e) if e.is_oom() => {}
+                other => {
+                    return Err(Error::shape(
+                        "parity",
+                        format!("expected OutOfMemory over the cap, got {other:?}"),
+                    ));
+                }
+            }
+            drop(b);
+            let c = Tensor::zeros(&mib24, DType::F32, g)?;
+            let m = cd.memory_stats();
+            if m.allocated + m.cached > base + (64 << 20) {
+                return Err(Error::shape("parity", format!("pool over its cap: {m:?}")));
+            }
+            cd.set_memory_limit(None);
+            let d = Tensor::zeros(&mib24, DType::F32, g)?;
+            drop((a, c, d));
+            Ok(())
+        })();
+        cd.set_memory_limit(None);
+        result?;
+        let x = rand(&[1000], DType::F32, 122, 1.0)?;
+        let mut o = check(g, &[&x], |t| ops::affine(&t[0], 2.0, 1.0))?;
+        o.what = "cap enforced, cache reused, lifted".into();
+        Ok(o)
+    }));
     cases.push(case("oom-is-typed-and-recoverable", 0.0, |g| {
         let Device::Cuda(cd) = g else { unreachable!() };
         match Tensor::zeros(&[1usize << 40], DType::U8, g) {

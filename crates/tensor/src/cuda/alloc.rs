@@ -10,6 +10,10 @@
 //! a large request may take a cached block up to 1/8 larger. When the driver reports out of
 //! memory, every cached block is released and the allocation retried once; a second failure is
 //! `Error::OutOfMemory` and the device stays usable.
+//!
+//! Limit: an optional cap on what the pool holds from the driver (live + cached), so a process
+//! can be held to a VRAM budget (another tenant on the GPU, or proving a low-VRAM mode fits).
+//! Reaching it releases the cache first, exactly as a driver out-of-memory does.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -31,6 +35,11 @@ pub struct MemoryStats {
     pub peak_allocated: usize,
     /// Cached in free lists, ready for reuse (freed by `empty_cache`).
     pub cached: usize,
+    /// The most the pool has held from the driver (`allocated + cached`) since the device was
+    /// opened (or `reset_peak`): what the process really took, fragmentation included.
+    pub peak_reserved: usize,
+    /// The pool's cap on `allocated + cached`, if one is set.
+    pub limit: Option<usize>,
     /// Device-wide free and total memory as the driver reports them.
     pub device_free: usize,
     pub device_total: usize,
@@ -42,6 +51,20 @@ struct PoolState {
     allocated: usize,
     peak: usize,
     cached: usize,
+    peak_reserved: usize,
+    limit: Option<usize>,
+}
+
+impl PoolState {
+    fn note_peaks(&mut self) {
+        self.peak = self.peak.max(self.allocated);
+        self.peak_reserved = self.peak_reserved.max(self.allocated + self.cached);
+    }
+    /// Whether a fresh driver allocation of `want` bytes stays within the limit.
+    fn fits(&self, want: usize) -> bool {
+        self.limit
+            .is_none_or(|l| self.allocated + self.cached + want <= l)
+    }
 }
 
 pub(crate) struct Pool {
@@ -95,8 +118,17 @@ impl Pool {
             }
             st.cached -= size;
             st.allocated += size;
-            st.peak = st.peak.max(st.allocated);
+            st.note_peaks();
             return Ok((ptr, size));
+        }
+        if !st.fits(want) {
+            // Over the cap: hand the cache back, then the request must fit in what is left.
+            drop(st);
+            self.release_cached(&sync)?;
+            st = self.lock();
+            if !st.fits(want) {
+                return Err(Error::OutOfMemory { bytes });
+            }
         }
         // SAFETY: plain device allocation in the current context.
         let ptr = match unsafe { result::malloc_sync(want) } {
@@ -117,7 +149,7 @@ impl Pool {
             Err(e) => return Err(cuda_err("cuMemAlloc", e)),
         };
         st.allocated += want;
-        st.peak = st.peak.max(st.allocated);
+        st.note_peaks();
         Ok((ptr, want))
     }
 
@@ -146,14 +178,22 @@ impl Pool {
         first_err.map_or(Ok(()), Err)
     }
 
-    pub(crate) fn stats(&self) -> (usize, usize, usize) {
+    /// `(allocated, peak, cached, peak_reserved, limit)`.
+    pub(crate) fn stats(&self) -> (usize, usize, usize, usize, Option<usize>) {
         let st = self.lock();
-        (st.allocated, st.peak, st.cached)
+        (st.allocated, st.peak, st.cached, st.peak_reserved, st.limit)
     }
 
     pub(crate) fn reset_peak(&self) {
         let mut st = self.lock();
         st.peak = st.allocated;
+        st.peak_reserved = st.allocated + st.cached;
+    }
+
+    /// Caps `allocated + cached` at `limit` bytes (`None`: no cap). Memory already held above a
+    /// new cap stays until it is freed; later allocations must fit.
+    pub(crate) fn set_limit(&self, limit: Option<usize>) {
+        self.lock().limit = limit;
     }
 }
 

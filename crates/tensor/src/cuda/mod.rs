@@ -203,7 +203,7 @@ impl CudaDevice {
 
     /// Allocated/peak/cached bytes of this device's allocator and the driver's free/total.
     pub fn memory_stats(&self) -> MemoryStats {
-        let (allocated, peak_allocated, cached) = self.inner.pool.stats();
+        let (allocated, peak_allocated, cached, peak_reserved, limit) = self.inner.pool.stats();
         let (device_free, device_total) = self
             .bind()
             .ok()
@@ -213,6 +213,8 @@ impl CudaDevice {
             allocated,
             peak_allocated,
             cached,
+            peak_reserved,
+            limit,
             device_free,
             device_total,
         }
@@ -221,6 +223,14 @@ impl CudaDevice {
     /// Restarts the peak counter at the current allocation (e.g. per request).
     pub fn reset_peak_memory(&self) {
         self.inner.pool.reset_peak();
+    }
+
+    /// Caps the device memory this process's allocator holds (live + cached) at `bytes`;
+    /// `None` removes the cap. An allocation that cannot fit, even after the cache is released,
+    /// fails with `Error::OutOfMemory` like a full GPU. (Kernel modules, cuBLASLt's workspace
+    /// and the context itself are outside the pool.)
+    pub fn set_memory_limit(&self, bytes: Option<usize>) {
+        self.inner.pool.set_limit(bytes);
     }
 
     /// Returns every cached (free) block to the driver.
