@@ -42,6 +42,10 @@ pub enum MeshError {
     /// A CUDA step failed (device lost, out of memory, kernel fault or compile error).
     #[error("CUDA mesh step {step} failed: {msg}")]
     Gpu { step: &'static str, msg: String },
+    /// A CUDA step ran out of device memory (the device stays usable; callers map this to
+    /// their out-of-memory status rather than a generic failure).
+    #[error("CUDA mesh step {step} ran out of device memory: {msg}")]
+    GpuOutOfMemory { step: &'static str, msg: String },
 }
 
 /// Checks that every face index is in range.

@@ -72,6 +72,9 @@ impl PreviewSettings {
 /// Loaded decoders.
 pub struct MeshModels {
     pipe: Arc<Trellis2Pipeline>,
+    /// Where the GLB steps' heavy kernels run (BVH queries, remesh band, bake): the CPU unless
+    /// `TRELLIS2_MESH_GPU=1` and the decoders are on a GPU.
+    mesh_device: Device,
     model_id: String,
     shape_channels: usize,
     tex_channels: usize,
@@ -90,6 +93,27 @@ fn latent_channels(pipe: &Trellis2Pipeline, key: &str) -> Result<usize, String> 
         .and_then(|v| v.as_u64())
         .map(|c| c as usize)
         .ok_or_else(|| format!("{}: no latent_channels", files.config.display()))
+}
+
+/// Environment switch for the CUDA path of the GLB steps. Opt-in until its GPU parity and
+/// speed are measured on the H200 (BENCHMARKS.md, "Mesh on the H200"); the CPU path is the
+/// numerical reference either way.
+pub const MESH_GPU_ENV: &str = "TRELLIS2_MESH_GPU";
+
+fn mesh_device(decoders: &Device) -> Result<Device, String> {
+    let on = match std::env::var(MESH_GPU_ENV).as_deref().map(str::trim) {
+        Err(_) | Ok("" | "0" | "false") => false,
+        Ok("1" | "true") => true,
+        Ok(v) => return Err(format!("{MESH_GPU_ENV}={v:?}: want 1/true or 0/false")),
+    };
+    match decoders {
+        Device::Cuda(c) if on => {
+            // Compile/load the mesh kernels now, not on the first request.
+            t2_mesh::gpu::warm_up(c).map_err(|e| e.to_string())?;
+            Ok(decoders.clone())
+        }
+        _ => Ok(Device::Cpu),
+    }
 }
 
 impl MeshModels {
@@ -112,6 +136,7 @@ impl MeshModels {
     /// Wraps an already loaded pipeline (in-process mode shares one between services).
     pub fn from_pipeline(pipe: Arc<Trellis2Pipeline>, dir: &Path) -> Result<Self, String> {
         Ok(Self {
+            mesh_device: mesh_device(pipe.device())?,
             model_id: model_dir::model_id(dir).map_err(|e| e.to_string())?,
             shape_channels: latent_channels(&pipe, "shape_slat_decoder")?,
             tex_channels: latent_channels(&pipe, "tex_slat_decoder")?,
@@ -304,6 +329,7 @@ fn glb_params(p: &ExportParams) -> Result<GlbParams, ServiceError> {
 fn mesh_error(e: MeshError) -> ServiceError {
     match e {
         MeshError::InvalidParameter { .. } => invalid(e.to_string()),
+        MeshError::GpuOutOfMemory { .. } => ServiceError::failed(ErrorCode::CudaOom, e.to_string()),
         e => ServiceError::failed(ErrorCode::ExtractionError, e.to_string()),
     }
 }
@@ -339,7 +365,8 @@ fn export(
         ));
     }
     progress.report("glb", 0, 1);
-    let (glb, textured, report) = t2_mesh::to_glb(&decoded, params).map_err(mesh_error)?;
+    let (glb, textured, report) =
+        t2_mesh::to_glb_on(&decoded, params, &m.mesh_device, None).map_err(mesh_error)?;
     drop(decoded);
     progress.report("glb", 1, 1);
     tracing::info!(
@@ -373,4 +400,28 @@ fn export(
             texture_size: params.texture_size,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_out_of_memory_is_cuda_oom_and_bad_parameters_are_invalid() {
+        let oom = MeshError::GpuOutOfMemory {
+            step: "bake",
+            msg: "out of device memory".into(),
+        };
+        assert_eq!(mesh_error(oom).code(), ErrorCode::CudaOom);
+        let fault = MeshError::Gpu {
+            step: "bake",
+            msg: "illegal address".into(),
+        };
+        assert_eq!(mesh_error(fault).code(), ErrorCode::ExtractionError);
+        let bad = MeshError::InvalidParameter {
+            name: "texture_size",
+            reason: "0".into(),
+        };
+        assert_eq!(mesh_error(bad).code(), ErrorCode::ValidationError);
+    }
 }

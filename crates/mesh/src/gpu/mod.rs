@@ -35,9 +35,13 @@ const BLOCK: u32 = 128;
 const NO_FACE: u32 = u32::MAX;
 
 fn gpu_err(step: &'static str) -> impl Fn(t2_tensor::Error) -> MeshError {
-    move |e| MeshError::Gpu {
-        step,
-        msg: e.to_string(),
+    move |e| {
+        let msg = e.to_string();
+        if e.is_oom() {
+            MeshError::GpuOutOfMemory { step, msg }
+        } else {
+            MeshError::Gpu { step, msg }
+        }
     }
 }
 
