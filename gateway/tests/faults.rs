@@ -649,64 +649,35 @@ async fn a_full_disk_refuses_new_jobs_clearly_and_corrupts_nothing() {
     let d = Doubles::ready();
     let (urls, _stops) = doubles_mesh(&d).await;
     let scratch = shared_tempdir();
-    let data = scratch.path().join("data");
-    let token = t2_gateway::auth::TokenStore::new(&data)
-        .add("tester")
-        .unwrap();
     let dir = scratch.path().to_path_buf();
-    let (accepted, refusal) = tokio::task::spawn_blocking({
-        let (data, urls, token) = (data.clone(), urls.clone(), token.clone());
-        move || {
-            // A limit the startup fits in (schema, WAL, key) and a few dozen jobs do not.
-            let gw = start_gateway(&data, &urls, Launch::FileSizeLimit(160), &dir)
-                .unwrap_or_else(|(s, e)| panic!("did not start under the limit ({s}): {e}"));
-            let mut accepted = Vec::new();
-            let mut last_good = None;
-            let mut refusal = None;
-            for _ in 0..500 {
-                let (status, v) = call(&gw.addr, "POST", "/v1/jobs", &token, Some(&job_body()));
-                if status != 202 {
-                    refusal = Some((status, v));
-                    break;
-                }
-                let id = v["job_id"].as_str().unwrap().to_string();
-                accepted.push(id.clone());
-                // Even when its record cannot be updated any more, a job ends for its poller.
-                let end = wait_job_at(&gw.addr, &token, &id, Duration::from_secs(10));
-                let status = end["status"].as_str().unwrap_or("").to_string();
-                assert!(
-                    ["succeeded", "failed"].contains(&status.as_str()),
-                    "job {id} is {status} on a full disk: {end}"
-                );
-                println!("job {}: {status} {}", accepted.len(), end["error"]);
-                if end["status"] == "succeeded" {
-                    last_good = Some(id);
-                }
-            }
-            let (refusal_status, refusal_body) = refusal.expect("the file size limit never hit");
-            // Reads keep working on a full disk.
-            let (status, _) = call(&gw.addr, "GET", "/health", &token, None);
-            assert_eq!(status, 200);
-            if let Some(id) = &last_good {
-                let (status, v) = call(&gw.addr, "GET", &format!("/v1/jobs/{id}"), &token, None);
-                assert_eq!(
-                    (status, v["status"].as_str()),
-                    (200, Some("succeeded")),
-                    "{v}"
-                );
-            }
-            let stderr = gw.stderr.lock().unwrap().clone();
-            assert!(!stderr.contains("panicked"), "{stderr}");
-            assert!(
-                stderr.contains("retrying the job's final state"),
-                "no job outcome had to be kept in memory: the limit hit elsewhere\n{stderr}"
-            );
-            drop(gw);
-            (accepted, (refusal_status, refusal_body))
+    // Which write meets the limit first (a job's insert or its final-state update) depends on
+    // where SQLite's pages and WAL frames fall, which the random job ids and timestamps move
+    // from run to run. The defect under test is the final-state path, so fill fresh stores
+    // under a few limits until one run has to keep a job's outcome in memory; every run
+    // checks the refusal, the reads and the absence of panics.
+    let mut hit_final_state = None;
+    for (attempt, limit_kib) in [160u64, 168, 176, 184, 192, 200, 208, 216]
+        .into_iter()
+        .enumerate()
+    {
+        let data = scratch.path().join(format!("data-{attempt}"));
+        let token = t2_gateway::auth::TokenStore::new(&data)
+            .add("tester")
+            .unwrap();
+        let (accepted, refusal, kept_in_memory) = tokio::task::spawn_blocking({
+            let (data, urls, token, dir) = (data.clone(), urls.clone(), token.clone(), dir.clone());
+            move || fill_until_refused(&data, &urls, &token, &dir, limit_kib)
+        })
+        .await
+        .unwrap();
+        if kept_in_memory {
+            hit_final_state = Some((data, token, accepted, refusal));
+            break;
         }
-    })
-    .await
-    .unwrap();
+        println!("limit {limit_kib} KiB: the limit hit a new job's insert first; next limit");
+    }
+    let (data, token, accepted, refusal) = hit_final_state
+        .expect("in no run did a job's final state meet the full disk (8 limits tried)");
     let (status, body) = refusal;
     assert_eq!(
         status, 503,
@@ -774,4 +745,58 @@ async fn a_full_disk_refuses_new_jobs_clearly_and_corrupts_nothing() {
     })
     .await
     .unwrap();
+}
+
+/// Starts a gateway under a `limit_kib` file-size limit and creates jobs one at a time until
+/// one is refused. Returns the accepted ids, the refusal, and whether some job's outcome had
+/// to be kept in memory (its final-state write met the limit).
+fn fill_until_refused(
+    data: &Path,
+    urls: &[String],
+    token: &str,
+    dir: &Path,
+    limit_kib: u64,
+) -> (Vec<String>, (u16, Value), bool) {
+    let gw = start_gateway(data, urls, Launch::FileSizeLimit(limit_kib), dir)
+        .unwrap_or_else(|(s, e)| panic!("did not start under the limit ({s}): {e}"));
+    let mut accepted = Vec::new();
+    let mut last_good = None;
+    let mut refusal = None;
+    for _ in 0..500 {
+        let (status, v) = call(&gw.addr, "POST", "/v1/jobs", token, Some(&job_body()));
+        if status != 202 {
+            refusal = Some((status, v));
+            break;
+        }
+        let id = v["job_id"].as_str().unwrap().to_string();
+        accepted.push(id.clone());
+        // Even when its record cannot be updated any more, a job ends for its poller.
+        let end = wait_job_at(&gw.addr, token, &id, Duration::from_secs(10));
+        let status = end["status"].as_str().unwrap_or("").to_string();
+        assert!(
+            ["succeeded", "failed"].contains(&status.as_str()),
+            "job {id} is {status} on a full disk: {end}"
+        );
+        println!("job {}: {status} {}", accepted.len(), end["error"]);
+        if end["status"] == "succeeded" {
+            last_good = Some(id);
+        }
+    }
+    let refusal = refusal.expect("the file size limit never hit");
+    // Reads keep working on a full disk.
+    let (status, _) = call(&gw.addr, "GET", "/health", token, None);
+    assert_eq!(status, 200);
+    if let Some(id) = &last_good {
+        let (status, v) = call(&gw.addr, "GET", &format!("/v1/jobs/{id}"), token, None);
+        assert_eq!(
+            (status, v["status"].as_str()),
+            (200, Some("succeeded")),
+            "{v}"
+        );
+    }
+    let stderr = gw.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let kept_in_memory = stderr.contains("retrying the job's final state");
+    drop(gw);
+    (accepted, refusal, kept_in_memory)
 }
