@@ -23,6 +23,14 @@ pub const FAST_PACKING_MIN_FACES: usize = 50_000;
 /// faer 0.22.6, is faster but panicked intermittently in its AMD ordering here, so it is off).
 pub const MAX_CHART_AREA_FRACTION: f32 = 1e-3;
 
+/// Faces per independently segmented piece of a large mesh. The unwrapper segments each input
+/// mesh on one thread (charts are then flattened in parallel), so a 1 M-face mesh spent most of
+/// its unwrap on one core; cut into spatially coherent pieces of this many faces, the pieces
+/// segment in parallel and pack into one atlas. A piece boundary is one more seam among
+/// thousands of chart boundaries. The piece count depends only on the face count, so the
+/// atlas does not depend on the machine's core count.
+pub const UNWRAP_PIECE_FACES: usize = 65_536;
+
 /// A UV-mapped mesh: the same faces as the input, in order, over seam-split vertices.
 #[derive(Clone, Debug, Default)]
 pub struct UvMesh {
@@ -41,6 +49,15 @@ pub struct UvMesh {
 
 /// Unwraps `mesh` into one `texture_size²` atlas page.
 pub fn unwrap(mesh: &TriMesh, texture_size: u32) -> Result<UvMesh, MeshError> {
+    unwrap_in_pieces(mesh, texture_size, UNWRAP_PIECE_FACES)
+}
+
+/// `unwrap` with meshes above `piece_faces` faces cut into pieces of about that many faces.
+pub fn unwrap_in_pieces(
+    mesh: &TriMesh,
+    texture_size: u32,
+    piece_faces: usize,
+) -> Result<UvMesh, MeshError> {
     if mesh.faces.is_empty() {
         return Err(MeshError::Empty("uv unwrap needs at least one face"));
     }
@@ -52,7 +69,6 @@ pub fn unwrap(mesh: &TriMesh, texture_size: u32) -> Result<UvMesh, MeshError> {
     }
     check_faces(&mesh.faces, mesh.vertices.len())?;
     check_finite(&mesh.vertices, "uv unwrap vertices")?;
-    let indices: Vec<u32> = mesh.faces.iter().flatten().copied().collect();
     let total_area: f32 = mesh
         .faces
         .iter()
@@ -75,9 +91,13 @@ pub fn unwrap(mesh: &TriMesh, texture_size: u32) -> Result<UvMesh, MeshError> {
         },
         ..Options::default()
     };
+    let pieces = split_into_pieces(mesh, piece_faces);
+    let input: Vec<MeshInput> = pieces
+        .iter()
+        .map(|p| MeshInput::new(&p.positions, &p.indices))
+        .collect();
     // The crate forbids unsafe code, so a panic would be a bug in it: report it as an error
     // rather than take the service down.
-    let input = [MeshInput::new(&mesh.vertices, &indices)];
     let atlas = std::panic::catch_unwind(|| uvunwrap::generate(&input, &options))
         .map_err(|_| MeshError::Unwrap("the unwrapper panicked".into()))?
         .map_err(|e| MeshError::Unwrap(e.to_string()))?;
@@ -87,31 +107,165 @@ pub fn unwrap(mesh: &TriMesh, texture_size: u32) -> Result<UvMesh, MeshError> {
             atlas.page_count
         )));
     }
-    let out = atlas
-        .meshes
-        .into_iter()
-        .next()
-        .ok_or_else(|| MeshError::Unwrap("no output mesh".into()))?;
-    let faces = out
-        .indices
-        .chunks_exact(3)
-        .map(|c| [c[0], c[1], c[2]])
-        .collect();
+    if atlas.meshes.len() != pieces.len() {
+        return Err(MeshError::Unwrap(format!(
+            "{} output meshes for {} pieces",
+            atlas.meshes.len(),
+            pieces.len()
+        )));
+    }
+    // Back to one mesh: piece-local vertices to input vertices, faces to their input order.
+    let mut xref = Vec::new();
+    let mut uvs = Vec::new();
+    let mut chart = Vec::new();
+    let mut faces = vec![[0u32; 3]; mesh.faces.len()];
+    for (piece, out) in pieces.iter().zip(atlas.meshes) {
+        let base = xref.len() as u32;
+        for v in &out.vertices {
+            xref.push(piece.vertex_ids[v.xref as usize]);
+            uvs.push(v.uv);
+            chart.push(v.chart.unwrap_or(u32::MAX));
+        }
+        for (k, tri) in out.indices.chunks_exact(3).enumerate() {
+            faces[piece.face_ids[k] as usize] = [tri[0] + base, tri[1] + base, tri[2] + base];
+        }
+    }
     Ok(UvMesh {
-        positions: out
-            .vertices
-            .iter()
-            .map(|v| mesh.vertices[v.xref as usize])
-            .collect(),
-        uvs: out.vertices.iter().map(|v| v.uv).collect(),
-        xref: out.vertices.iter().map(|v| v.xref).collect(),
-        chart: out
-            .vertices
-            .iter()
-            .map(|v| v.chart.unwrap_or(u32::MAX))
-            .collect(),
+        positions: xref.iter().map(|&i| mesh.vertices[i as usize]).collect(),
+        uvs,
         faces,
+        xref,
+        chart,
         chart_count: atlas.chart_count,
         utilization: atlas.utilization,
     })
+}
+
+/// One piece of a mesh, with its own compact vertex numbering.
+struct Piece {
+    positions: Vec<[f32; 3]>,
+    indices: Vec<u32>,
+    /// Input vertex of each piece vertex.
+    vertex_ids: Vec<u32>,
+    /// Input face of each piece face, in piece order.
+    face_ids: Vec<u32>,
+}
+
+/// Cuts `mesh` into `⌈faces / piece_faces⌉` pieces of consecutive faces along a Morton curve of
+/// the face centroids (so each piece is a compact region); one piece when it is small.
+fn split_into_pieces(mesh: &TriMesh, piece_faces: usize) -> Vec<Piece> {
+    let n = mesh.faces.len();
+    let count = n.div_ceil(piece_faces.max(1)).max(1);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    if count > 1 {
+        let (lo, hi) = bounds(&mesh.vertices);
+        let key = |f: u32| {
+            let c = mesh.faces[f as usize].map(|i| mesh.vertices[i as usize]);
+            let q: [u32; 3] = std::array::from_fn(|a| {
+                let centre = (c[0][a] + c[1][a] + c[2][a]) / 3.0;
+                let t = (centre - lo[a]) / (hi[a] - lo[a]).max(f32::MIN_POSITIVE);
+                (t.clamp(0.0, 1.0) * 1023.0) as u32
+            });
+            morton3(q)
+        };
+        // Ties broken by face index: the same pieces on every run.
+        order.sort_by_cached_key(|&f| (key(f), f));
+    }
+    let per = n.div_ceil(count);
+    order
+        .chunks(per)
+        .map(|face_ids| {
+            let mut local = std::collections::HashMap::new();
+            let mut vertex_ids = Vec::new();
+            let indices = face_ids
+                .iter()
+                .flat_map(|&f| mesh.faces[f as usize])
+                .map(|v| {
+                    *local.entry(v).or_insert_with(|| {
+                        vertex_ids.push(v);
+                        (vertex_ids.len() - 1) as u32
+                    })
+                })
+                .collect();
+            Piece {
+                positions: vertex_ids
+                    .iter()
+                    .map(|&v| mesh.vertices[v as usize])
+                    .collect(),
+                indices,
+                vertex_ids,
+                face_ids: face_ids.to_vec(),
+            }
+        })
+        .collect()
+}
+
+fn bounds(v: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
+    v.iter().fold(
+        ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]),
+        |(lo, hi), p| {
+            (
+                std::array::from_fn(|a| lo[a].min(p[a])),
+                std::array::from_fn(|a| hi[a].max(p[a])),
+            )
+        },
+    )
+}
+
+/// Interleaves the low 10 bits of each coordinate (x in the lowest bit).
+fn morton3(q: [u32; 3]) -> u32 {
+    let spread = |mut x: u32| {
+        x &= 0x3ff;
+        x = (x | (x << 16)) & 0x030000ff;
+        x = (x | (x << 8)) & 0x0300f00f;
+        x = (x | (x << 4)) & 0x030c30c3;
+        (x | (x << 2)) & 0x09249249
+    };
+    spread(q[0]) | (spread(q[1]) << 1) | (spread(q[2]) << 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn morton_interleaves() {
+        assert_eq!(morton3([1, 0, 0]), 1);
+        assert_eq!(morton3([0, 1, 0]), 2);
+        assert_eq!(morton3([0, 0, 1]), 4);
+        assert_eq!(morton3([1023, 1023, 1023]), (1 << 30) - 1);
+    }
+
+    #[test]
+    fn pieces_cover_every_face_once_with_compact_vertices() {
+        // A 40 × 30 quad sheet, two triangles per quad.
+        let (w, h) = (40u32, 30u32);
+        let vertices = (0..=h)
+            .flat_map(|y| (0..=w).map(move |x| [x as f32, y as f32, 0.0]))
+            .collect();
+        let faces = (0..h)
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| {
+                    let v = |dx, dy| (y + dy) * (w + 1) + x + dx;
+                    [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
+                })
+            })
+            .collect();
+        let m = TriMesh { vertices, faces };
+        let pieces = split_into_pieces(&m, 500);
+        assert_eq!(pieces.len(), m.faces.len().div_ceil(500));
+        let mut seen = vec![0u8; m.faces.len()];
+        for p in &pieces {
+            assert!(p.face_ids.len() <= 500);
+            for (k, &f) in p.face_ids.iter().enumerate() {
+                seen[f as usize] += 1;
+                let local = &p.indices[3 * k..3 * k + 3];
+                for c in 0..3 {
+                    assert_eq!(p.vertex_ids[local[c] as usize], m.faces[f as usize][c]);
+                }
+            }
+            assert_eq!(p.positions.len(), p.vertex_ids.len());
+        }
+        assert!(seen.iter().all(|&s| s == 1));
+    }
 }

@@ -240,8 +240,25 @@ fn uvs_in_unit_square_without_overlap() {
         };
         let m = voxelise(&shape, 64, Attributes::Pattern).unwrap().mesh;
         let (m, _) = decimate(&m, rng.random_range(500..4000)).unwrap();
-        let u = uv::unwrap(&m, 1024).unwrap();
+        // Cases 2 and 3 go through the pieces path (the mesh cut in four or more pieces that
+        // are segmented separately and packed into one atlas).
+        let piece_faces = if case < 2 {
+            uv::UNWRAP_PIECE_FACES
+        } else {
+            m.faces.len().div_ceil(4)
+        };
+        let u = uv::unwrap_in_pieces(&m, 1024, piece_faces).unwrap();
         assert_eq!(u.faces.len(), m.faces.len());
+        // Same faces in the same order: every corner's position is the input corner's.
+        for (f, (uf, mf)) in u.faces.iter().zip(&m.faces).enumerate() {
+            for c in 0..3 {
+                assert_eq!(
+                    u.xref[uf[c] as usize], mf[c],
+                    "case {case}: face {f} corner {c}"
+                );
+                assert_eq!(u.positions[uf[c] as usize], m.vertices[mf[c] as usize]);
+            }
+        }
         for (i, t) in u.uvs.iter().enumerate() {
             assert!(
                 (0.0..=1.0).contains(&t[0]) && (0.0..=1.0).contains(&t[1]),

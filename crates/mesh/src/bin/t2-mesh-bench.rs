@@ -8,7 +8,9 @@
 //! side by side, plus how far the CUDA textures are from the CPU's.
 //!
 //! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]
-//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb]`
+//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb] [--uv-pieces]`
+//!
+//! `--uv-pieces` only compares UV unwrapping as one piece and in pieces on the decimated asset.
 
 use std::time::Instant;
 
@@ -113,6 +115,9 @@ fn main() -> BoxResult<()> {
             TextureFormat::Png
         },
     };
+    if args.iter().any(|a| a == "--uv-pieces") {
+        return uv_pieces_ab(&input, res, target, texture);
+    }
     let devices: Vec<Device> = match device.as_str() {
         "cpu" => vec![Device::Cpu],
         "cuda" => vec![open_cuda()?],
@@ -191,6 +196,34 @@ fn main() -> BoxResult<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// UV unwrapping of the remeshed, decimated asset as one piece (the crate segments it on one
+/// thread) and cut into `UNWRAP_PIECE_FACES` pieces (segmented in parallel), same run.
+fn uv_pieces_ab(input: &MeshWithVoxel, res: u32, target: usize, texture: u32) -> BoxResult<()> {
+    let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces)?;
+    let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
+    let (m, _) = decimate(&remeshed, target)?;
+    println!(
+        "\n| UV unwrap of {} faces, {texture}² | wall s | CPU s | charts | atlas utilisation |\n|---|---:|---:|---:|---:|",
+        m.faces.len()
+    );
+    for (label, piece) in [
+        ("one piece", usize::MAX),
+        ("pieces of 65,536 faces", t2_mesh::uv::UNWRAP_PIECE_FACES),
+    ] {
+        let (t, cpu0) = (Instant::now(), cpu_seconds());
+        let u = t2_mesh::uv::unwrap_in_pieces(&m, texture, piece)?;
+        println!(
+            "| {label} | {:.2} | {:.2} | {} | {:.3} |",
+            t.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu0,
+            u.chart_count,
+            u.utilization
+        );
+    }
+    println!("(load average at the end: {})", load_average());
     Ok(())
 }
 
