@@ -35,6 +35,22 @@ pub struct Texture {
     pub data: Vec<u8>,
 }
 
+impl Texture {
+    /// How many bytes differ from `other`'s, and how many by more than one 8-bit level
+    /// (bytes past the shorter of the two are not compared): the parity measure of two bakes.
+    pub fn byte_differences(&self, other: &Texture) -> (usize, usize) {
+        self.data
+            .iter()
+            .zip(&other.data)
+            .fold((0, 0), |(differ, over_one), (a, b)| {
+                (
+                    differ + usize::from(a != b),
+                    over_one + usize::from(a.abs_diff(*b) > 1),
+                )
+            })
+    }
+}
+
 /// The finished asset before serialisation: a UV-mapped mesh with its PBR textures, in the
 /// model's own Z-up frame (writers convert to glTF's Y-up).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,4 +66,24 @@ pub struct TexturedMesh {
     pub metallic_roughness: Texture,
     /// The reference sets `doubleSided = not remesh`.
     pub double_sided: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Texture;
+
+    #[test]
+    fn byte_differences_count_any_and_over_one_level() {
+        let t = |data: Vec<u8>| Texture {
+            width: 2,
+            height: 1,
+            channels: 2,
+            data,
+        };
+        assert_eq!(
+            t(vec![0, 10, 20, 255]).byte_differences(&t(vec![0, 11, 23, 250])),
+            (3, 2)
+        );
+        assert_eq!(t(vec![7; 4]).byte_differences(&t(vec![7; 4])), (0, 0));
+    }
 }

@@ -233,13 +233,7 @@ fn bake_on_cuda_matches_cpu() {
         ),
     ] {
         assert_eq!(a.data.len(), b.data.len());
-        let differ = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
-        let over_one = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .filter(|(x, y)| x.abs_diff(**y) > 1)
-            .count();
+        let (differ, over_one) = a.byte_differences(b);
         eprintln!(
             "bake {name}: {differ} of {} bytes differ, {over_one} by more than one level",
             a.data.len()

@@ -343,13 +343,7 @@ fn compare(
             &gpu_tm.metallic_roughness,
         ),
     ] {
-        let differ = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
-        let over_one = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .filter(|(x, y)| x.abs_diff(**y) > 1)
-            .count();
+        let (differ, over_one) = a.byte_differences(b);
         println!(
             "parity {name}: {differ} of {} bytes differ, {over_one} by more than one level; same mesh: {same_mesh}",
             a.data.len()
