@@ -18,6 +18,11 @@
 #                    runs and is replayed first, which libFuzzer does not count in -max_total_time)
 #   FUZZ_CODEGEN_UNITS  codegen units of the sanitizer build (default 16: cargo-fuzz's own
 #                    default of 1 makes the cold build of the whole dependency graph far slower)
+#   FUZZ_QUICK     1 for the per-commit CI smoke run: `--dev` build (fuzz/Cargo.toml's dev
+#                  profile, opt-level 1) without a sanitizer, which builds in about half the
+#                  time of the ASan release build; report off unless FUZZ_REPORT=1. Memory
+#                  errors in Rust need `unsafe`, and the C decoders are not ASan-instrumented by
+#                  cargo-fuzz either way, so what the smoke run loses is mostly speed per input.
 #
 # The toolchain is stable Rust: RUSTC_BOOTSTRAP=1 lets it accept the nightly flags cargo-fuzz
 # passes (-Zsanitizer=address, -Cpasses=sancov-module). Measured on 2 cores: a cold sanitizer
@@ -32,7 +37,12 @@ export RUSTC_BOOTSTRAP=1
 FUZZ_SECONDS="${FUZZ_SECONDS:-45}"
 CORES="$(nproc 2>/dev/null || echo 2)"
 FUZZ_PARALLEL="${FUZZ_PARALLEL:-$((CORES < 2 ? 1 : 2))}"
-FUZZ_REPORT="${FUZZ_REPORT:-1}"
+FUZZ_QUICK="${FUZZ_QUICK:-0}"
+if [[ "$FUZZ_QUICK" == 1 ]]; then
+    FUZZ_REPORT="${FUZZ_REPORT:-0}"
+else
+    FUZZ_REPORT="${FUZZ_REPORT:-1}"
+fi
 CARGO_FUZZ_VERSION=0.13.2
 FUZZ_CORPUS_RUN="${FUZZ_CORPUS_RUN:-$ROOT/fuzz/corpus-run}"
 FUZZ_CODEGEN_UNITS="${FUZZ_CODEGEN_UNITS:-16}"
@@ -41,7 +51,15 @@ if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
     TARGET_DIR_ARGS=(--target-dir "$FUZZ_TARGET_DIR")
 fi
 # The same flags for build and run, so `cargo fuzz run` never rebuilds differently.
-BUILD_ARGS=("${TARGET_DIR_ARGS[@]}" --codegen-units "$FUZZ_CODEGEN_UNITS")
+if [[ "$FUZZ_QUICK" == 1 ]]; then
+    BUILD_ARGS=("${TARGET_DIR_ARGS[@]}" --dev --sanitizer none)
+    PROFILE_DIR=debug
+    BUILD_DESC="dev profile (opt-level 1) + debug assertions, no sanitizer"
+else
+    BUILD_ARGS=("${TARGET_DIR_ARGS[@]}" --codegen-units "$FUZZ_CODEGEN_UNITS")
+    PROFILE_DIR=release
+    BUILD_DESC="release + debug assertions + ASan, $FUZZ_CODEGEN_UNITS codegen units"
+fi
 
 ALL_TARGETS=(http_generate http_extract_glb image_check image_decode state_decode grpc_requests
     safetensors_load model_config onnx_load)
@@ -67,10 +85,10 @@ fi
 
 # --- build -----------------------------------------------------------------------------------
 scratch_start=$({ find "$FUZZ_CORPUS_RUN" -type f 2>/dev/null || true; } | wc -l)
-build_dir="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}/x86_64-unknown-linux-gnu/release"
+build_dir="${FUZZ_TARGET_DIR:-$ROOT/fuzz/target}/x86_64-unknown-linux-gnu/$PROFILE_DIR"
 build_kind=$([[ -d "$build_dir" ]] && echo "incremental" || echo "cold")
 build_start=$(date +%s)
-log "building ${#TARGETS[@]} targets (release + debug assertions + ASan, $build_kind)"
+log "building ${#TARGETS[@]} targets ($BUILD_DESC, $build_kind)"
 if [[ "${TARGETS[*]}" == "${ALL_TARGETS[*]}" ]]; then
     cargo fuzz build "${BUILD_ARGS[@]}" # one cargo invocation: the bins link in parallel
 else
@@ -168,9 +186,9 @@ if [[ "$FUZZ_REPORT" != 0 ]]; then
     commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     section="<!-- ci-fuzz:begin (written by scripts/ci-fuzz.sh; edits inside are overwritten) -->
 Last run: $(date -u +%Y-%m-%dT%H:%MZ), commit \`$commit\`, $CORES cores, ${FUZZ_SECONDS} s per
-target, $FUZZ_PARALLEL at a time, libFuzzer with AddressSanitizer, debug assertions and overflow
-checks (\`cargo fuzz\` $CARGO_FUZZ_VERSION on $(rustc --version | cut -d' ' -f1-2) with
-RUSTC_BOOTSTRAP=1, $FUZZ_CODEGEN_UNITS codegen units). Build: ${build_seconds} s ($build_kind;
+target, $FUZZ_PARALLEL at a time, libFuzzer, $BUILD_DESC, overflow checks
+(\`cargo fuzz\` $CARGO_FUZZ_VERSION on $(rustc --version | cut -d' ' -f1-2) with
+RUSTC_BOOTSTRAP=1). Build: ${build_seconds} s ($build_kind;
 load average $build_load on $CORES cores at its end). Fuzzing: ${fuzz_seconds} s, from the committed
 seeds plus $scratch_start inputs kept from earlier runs. Inputs executed in total: $total_execs.
 Result: $([[ $failed == 0 ]] && echo 'no crash, timeout, leak or OOM' || echo '**FAILED** (see fuzz/artifacts/)').
