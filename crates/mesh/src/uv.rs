@@ -260,8 +260,8 @@ mod tests {
             for (k, &f) in p.face_ids.iter().enumerate() {
                 seen[f as usize] += 1;
                 let local = &p.indices[3 * k..3 * k + 3];
-                for c in 0..3 {
-                    assert_eq!(p.vertex_ids[local[c] as usize], m.faces[f as usize][c]);
+                for (&l, &v) in local.iter().zip(&m.faces[f as usize]) {
+                    assert_eq!(p.vertex_ids[l as usize], v);
                 }
             }
             assert_eq!(p.positions.len(), p.vertex_ids.len());
