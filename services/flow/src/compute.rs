@@ -14,7 +14,8 @@ use std::sync::Arc;
 use t2_models::config::{CheckpointConfig, SamplerParams as ConfigParams};
 use t2_models::nn::Precision;
 use t2_models::pipeline::{
-    FlowRes, LoadOptions, Residency, PipelineType, SamplerOverrides, SparseLatent, Stage, Trellis2Pipeline,
+    FlowRes, LoadOptions, PipelineType, Residency, SamplerOverrides, SparseLatent, Stage,
+    Trellis2Pipeline,
 };
 use t2_models::rng::TorchGenerator;
 use t2_proto::common::v1::{Latents, ServiceInfo};
