@@ -11,7 +11,7 @@
 
 use cudarc::driver::sys as dsys;
 
-use crate::cuda::{CudaDevice, Dims, args, empty, float_suffix, kernels, ptr};
+use crate::cuda::{Args, CudaDevice, Dims, args, empty, float_suffix, kernels, ptr};
 use crate::{DType, Device, Error, Result, Tensor};
 
 /// attention.cu's FA_BR, FA_BC and FA_WARPS.
@@ -62,14 +62,9 @@ pub(super) fn attention(
     let generic = choice == "generic";
     let scale_log2 = scale * std::f32::consts::LOG2_E;
     let flash_dims = dh == dv && (dh == 64 || dh == 128);
-    // attn_f32 reads and writes float4s: every row start must be 16-byte aligned (it is for
-    // the allocator's buffers; checked so a future view with an odd offset falls back).
-    let aligned = [ptr(q)?, ptr(k)?, ptr(v)?, ptr(&out)?]
-        .iter()
-        .all(|p| p % 16 == 0);
-    if q.dtype() == DType::F32 && flash_dims && aligned && !generic {
-        let bc = af_bc(dh);
-        let mut a = args![
+    // The parameters of every flash kernel that reads Q/K/V through plain pointers.
+    let pointer_args = || -> Result<Args> {
+        Ok(args![
             ptr(&out)?,
             ptr(q)?,
             ptr(k)?,
@@ -78,7 +73,16 @@ pub(super) fn attention(
             nk as i32,
             h as i32,
             scale_log2
-        ];
+        ])
+    };
+    // attn_f32 reads and writes float4s: every row start must be 16-byte aligned (it is for
+    // the allocator's buffers; checked so a future view with an odd offset falls back).
+    let aligned = [ptr(q)?, ptr(k)?, ptr(v)?, ptr(&out)?]
+        .iter()
+        .all(|p| p % 16 == 0);
+    if q.dtype() == DType::F32 && flash_dims && aligned && !generic {
+        let bc = af_bc(dh);
+        let mut a = pointer_args()?;
         let pad = dh + 4;
         let dims = Dims {
             grid: (nq.div_ceil(AF_BR) as u32, h as u32, b as u32),
@@ -96,16 +100,6 @@ pub(super) fn attention(
     let flash = matches!(q.dtype(), DType::F16 | DType::BF16) && flash_dims && !generic;
     if flash {
         let hopper = d.compute_capability() == (9, 0) && dh == 128 && choice != "sm80";
-        let mut a = args![
-            ptr(&out)?,
-            ptr(q)?,
-            ptr(k)?,
-            ptr(v)?,
-            nq as i32,
-            nk as i32,
-            h as i32,
-            scale_log2
-        ];
         if hopper && (choice.is_empty() || choice.starts_with("fa3")) {
             let (bc, suffix) = match choice.as_str() {
                 "fa3-bc128" => (128, "_bc128"),
@@ -147,7 +141,7 @@ pub(super) fn attention(
                 block: (W_THREADS, 1, 1),
                 smem: (1024 + (W_BR + 4 * bc) * TILE_ROW_BYTES) as u32,
             };
-            d.launch(&kernels::ATTENTION_SM90, &name, dims, &mut a)?;
+            d.launch(&kernels::ATTENTION_SM90, &name, dims, &mut pointer_args()?)?;
             return Ok(out);
         }
         let dims = Dims {
@@ -156,7 +150,7 @@ pub(super) fn attention(
             smem: ((FA_BR + 4 * FA_BC) * dh * 2) as u32,
         };
         let name = format!("flash_attn_{}_d{dh}", q.dtype().as_str());
-        d.launch(&kernels::ATTENTION, &name, dims, &mut a)?;
+        d.launch(&kernels::ATTENTION, &name, dims, &mut pointer_args()?)?;
         return Ok(out);
     }
     if dh > GA_MAXD || dv > GA_MAXD || dh == 0 {
