@@ -38,28 +38,10 @@ pub fn ort() -> String {
         .to_string()
 }
 
-/// A photo the demo models turn into a mesh through the background-removal path (see
-/// `gateway/tests/common/demo.rs`).
-pub fn photo_jpeg() -> Vec<u8> {
-    let (w, h) = (160u32, 120u32);
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
-        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-        if (dx * dx + dy * dy).sqrt() < r {
-            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
-            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
-        } else {
-            [40, 160, 200].into()
-        }
-    });
-    let mut out = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut out),
-        image::ImageFormat::Jpeg,
-    )
-    .unwrap();
-    out
-}
+/// The photo the demo models turn into a mesh through the background-removal path (the load
+/// test's workload photo).
+#[allow(unused_imports)] // not every test binary sends it
+pub use t2_loadtest::workload::photo_jpeg;
 
 /// Prepares a mesh under `dir` with `trellis2` at `bin`: the demo models in `dir/models` and a
 /// token in `dir/data`. Returns (models, data, token).

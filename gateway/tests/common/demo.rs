@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use image::{DynamicImage, ImageFormat, RgbImage};
+use image::{DynamicImage, ImageFormat};
 
 /// One demo model set per test binary.
 pub fn demo_models() -> &'static Path {
@@ -23,21 +23,10 @@ pub fn demo_models() -> &'static Path {
     .path()
 }
 
-/// A photo without alpha (JPEG): background removal has to find the subject.
-pub fn photo_jpeg() -> Vec<u8> {
-    let (w, h) = (160u32, 120u32);
-    let img = RgbImage::from_fn(w, h, |x, y| {
-        let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, h as f32 * 0.4);
-        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
-        if (dx * dx + dy * dy).sqrt() < r {
-            let (u, v) = ((dx / r + 1.0) / 2.0, (dy / r + 1.0) / 2.0);
-            [200 + (u * 55.0) as u8, (v * 150.0) as u8, 128].into()
-        } else {
-            [40, 160, 200].into()
-        }
-    });
-    encode(DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
-}
+/// A photo without alpha (JPEG): background removal has to find the subject (the load test's
+/// workload photo, which the demo models turn into a mesh).
+#[allow(unused_imports)] // not every test binary sends it
+pub use t2_loadtest::workload::photo_jpeg;
 
 /// An RGBA PNG with real transparency: used as is, no background removal.
 pub fn cutout_png() -> Vec<u8> {
