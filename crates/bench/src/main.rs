@@ -39,6 +39,22 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Where a timed run reads its models and writes its dump and report, on which device, how
+/// many repetitions (shared by `run` and `dinov3`).
+#[derive(clap::Args)]
+struct BenchIo {
+    #[arg(long)]
+    models: PathBuf,
+    #[arg(long)]
+    dump: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "cuda")]
+    device: String,
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Writes the random model set (full size unless --scaled).
@@ -53,16 +69,8 @@ enum Cmd {
     },
     /// The DiT, decoder and pipeline benchmarks, dumping what the reference script compares.
     Run {
-        #[arg(long)]
-        models: PathBuf,
-        #[arg(long)]
-        dump: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value = "cuda")]
-        device: String,
-        #[arg(long, default_value_t = 5)]
-        reps: usize,
+        #[command(flatten)]
+        io: BenchIo,
         /// Sparse DiT token counts (the SS flow always runs its 4,096).
         #[arg(long, value_delimiter = ',', default_value = "9600,21600,49152")]
         sizes: Vec<usize>,
@@ -92,16 +100,8 @@ enum Cmd {
     },
     /// DINOv3 at 512 and 1024 px: timings and a dump for scripts/gpu/dinov3_ref.py.
     Dinov3 {
-        #[arg(long)]
-        models: PathBuf,
-        #[arg(long)]
-        dump: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value = "cuda")]
-        device: String,
-        #[arg(long, default_value_t = 5)]
-        reps: usize,
+        #[command(flatten)]
+        io: BenchIo,
     },
     /// Loads every model onto the GPU and every kernel, then exits (the cold-start child).
     Ready {
@@ -156,11 +156,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Run {
-            models,
-            dump,
-            out,
-            device,
-            reps,
+            io,
             sizes,
             pipelines,
             heavy,
@@ -169,11 +165,7 @@ fn main() -> Result<()> {
             low_vram,
             memory_limit_gib,
         } => run(RunArgs {
-            models,
-            dump,
-            out,
-            device,
-            reps,
+            io,
             sizes,
             pipelines,
             heavy,
@@ -186,13 +178,13 @@ fn main() -> Result<()> {
             },
             memory_limit_gib,
         }),
-        Cmd::Dinov3 {
-            models,
-            dump,
-            out,
-            device,
-            reps,
-        } => dinov3::run(&models, &dump, &out, &Device::parse(&device)?, reps),
+        Cmd::Dinov3 { io } => dinov3::run(
+            &io.models,
+            &io.dump,
+            &io.out,
+            &Device::parse(&io.device)?,
+            io.reps,
+        ),
         Cmd::Ready { models } => {
             let t = Instant::now();
             let dev = Device::cuda(0)?;
@@ -218,11 +210,7 @@ fn main() -> Result<()> {
 }
 
 struct RunArgs {
-    models: PathBuf,
-    dump: PathBuf,
-    out: PathBuf,
-    device: String,
-    reps: usize,
+    io: BenchIo,
     sizes: Vec<usize>,
     pipelines: Vec<String>,
     heavy: bool,
@@ -279,11 +267,11 @@ fn run(a: RunArgs) -> Result<()> {
             "--low-vram times whole pipelines only: add --skip dit,decoders"
         ));
     }
-    let dev = Device::parse(&a.device)?;
+    let dev = Device::parse(&a.io.device)?;
     if let (Device::Cuda(c), Some(g)) = (&dev, a.memory_limit_gib) {
         c.set_memory_limit(Some(t2_tensor::device::parse_gib(&g.to_string())?));
     }
-    std::fs::create_dir_all(&a.dump)?;
+    std::fs::create_dir_all(&a.io.dump)?;
     let mut r = OursReport {
         gpu: match &dev {
             Device::Cuda(c) => c.name().to_string(),
@@ -294,7 +282,7 @@ fn run(a: RunArgs) -> Result<()> {
         ..Default::default()
     };
     let t = Instant::now();
-    let pipe = load(&a.models, &dev, a.residency)?;
+    let pipe = load(&a.io.models, &dev, a.residency)?;
     dev.synchronize()?;
     r.load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -312,7 +300,7 @@ fn run(a: RunArgs) -> Result<()> {
         "loaded in {:.1} s, warm-up {:.1} s, {:.1} GiB resident",
         r.load_s, r.warm_up_s, r.resident_gib
     );
-    save(&a.out, &r)?;
+    save(&a.io.out, &r)?;
     let nets = pipe.networks();
 
     if !skip("dit") {
@@ -333,7 +321,7 @@ fn run(a: RunArgs) -> Result<()> {
             None
         };
         if let Some(d) = section(&mut r, "dit ss-4096", || {
-            dit::ss_case(ss, f32_model.as_ref(), &dev, a.reps, &a.dump)
+            dit::ss_case(ss, f32_model.as_ref(), &dev, a.io.reps, &a.io.dump)
         }) {
             r.dit.push(d);
         }
@@ -343,19 +331,19 @@ fn run(a: RunArgs) -> Result<()> {
             .ok_or_else(|| anyhow!("no 1024 shape flow"))?;
         for &n in &a.sizes {
             if let Some(d) = section(&mut r, &format!("dit shape1024-{n}"), || {
-                dit::sparse_case(shape, n, &dev, a.reps, &a.dump)
+                dit::sparse_case(shape, n, &dev, a.io.reps, &a.io.dump)
             }) {
                 r.dit.push(d);
             }
-            save(&a.out, &r)?;
+            save(&a.io.out, &r)?;
         }
     }
 
     if !skip("decoders") {
-        let reps = a.reps.min(3);
+        let reps = a.io.reps.min(3);
         if let Some(d) = section(&mut r, "SS decoder", || {
             let dec = nets.ss_decoder.ok_or_else(|| anyhow!("no SS decoder"))?;
-            decoders::ss_decoder(dec, &dev, reps, &a.dump)
+            decoders::ss_decoder(dec, &dev, reps, &a.io.dump)
         }) {
             r.decoders.push(d);
         }
@@ -373,12 +361,12 @@ fn run(a: RunArgs) -> Result<()> {
                 ),
                 &dev,
                 reps,
-                &a.dump,
+                &a.io.dump,
             )
         }) {
             r.decoders.extend(d);
         }
-        save(&a.out, &r)?;
+        save(&a.io.out, &r)?;
     }
 
     if !skip("pipelines") {
@@ -398,10 +386,10 @@ fn run(a: RunArgs) -> Result<()> {
                 eprintln!("{p:?}");
                 r.pipelines.push(p);
             }
-            save(&a.out, &r)?;
+            save(&a.io.out, &r)?;
         }
     }
-    save(&a.out, &r)?;
+    save(&a.io.out, &r)?;
     Ok(())
 }
 
