@@ -1,13 +1,12 @@
 //! The `trellis2` binary as operators use it: tokens, the embedded `serve`, and the client
 //! commands against it (real processes on a loopback port).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::{Proc, ort, photo_jpeg};
+use common::{Proc, listening, ort, photo_jpeg};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trellis2");
 
@@ -33,7 +32,7 @@ fn serve(data: &Path) -> (Proc, String) {
 }
 
 fn serve_logging(data: &Path, stderr: impl Into<Stdio>) -> (Proc, String) {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "serve",
             "--listen",
@@ -52,16 +51,8 @@ fn serve_logging(data: &Path, stderr: impl Into<Stdio>) -> (Proc, String) {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (Proc(child), format!("http://{addr}"))
+    let (proc, addr) = listening(child, "trellis2 serve");
+    (proc, format!("http://{addr}"))
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub fn demo_models<E: std::fmt::Debug>(write: fn(&Path) -> Result<(), E>) -> &'s
 /// Starts `bin --listen 127.0.0.1:0 <args…>` and returns it with the URL of the address its
 /// first stdout line (`listening on ADDR`) names.
 pub fn start(bin: &str, args: &[&std::ffi::OsStr]) -> (Proc, String) {
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -44,6 +44,12 @@ pub fn start(bin: &str, args: &[&std::ffi::OsStr]) -> (Proc, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    listening(child, bin)
+}
+
+/// Takes a spawned service (stdout piped) and returns it with the URL of the address its first
+/// stdout line, `listening on ADDR`, names.
+pub fn listening(mut child: Child, what: &str) -> (Proc, String) {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -51,7 +57,7 @@ pub fn start(bin: &str, args: &[&std::ffi::OsStr]) -> (Proc, String) {
     let addr = line
         .trim()
         .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{bin} printed {line:?}, not `listening on ADDR`"))
+        .unwrap_or_else(|| panic!("{what} printed {line:?}, not `listening on ADDR`"))
         .to_string();
     (Proc(child), format!("http://{addr}"))
 }

@@ -2,8 +2,7 @@
 //! `OTEL_*` variables, exports its server span over OTLP/gRPC to a receiver in this test, in the
 //! trace of the `traceparent` the caller put in the gRPC metadata.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -34,13 +33,8 @@ impl TraceService for Receiver {
     }
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "../../shared/process_testing.rs"]
+mod process_testing;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_spans_reach_an_otlp_collector_in_the_callers_trace() {
@@ -55,7 +49,7 @@ async fn server_spans_reach_an_otlp_collector_in_the_callers_trace() {
 
     // Any model directory will do: the span is made whatever the call's outcome.
     let models = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trellis2-rmbg"))
+    let child = Command::new(env!("CARGO_BIN_EXE_trellis2-rmbg"))
         .args(["--listen", "127.0.0.1:0", "--models"])
         .arg(models.path())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
@@ -68,20 +62,9 @@ async fn server_spans_reach_an_otlp_collector_in_the_callers_trace() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _proc = Proc(child);
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (_proc, url) = process_testing::listening(child, "trellis2-rmbg");
 
-    let mut client = BackgroundRemovalClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let mut client = BackgroundRemovalClient::connect(url).await.unwrap();
     let mut req = tonic::Request::new(RemoveBackgroundRequest {
         image: Some(Image {
             data: vec![1, 2, 3].into(),
