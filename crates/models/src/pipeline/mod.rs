@@ -45,6 +45,9 @@ pub struct Trellis2Pipeline {
     pub config: PipelineConfig,
     device: Device,
     residency: Residency,
+    /// The SS latent's `(channels, resolution)` from the SS flow's config, read at load when the
+    /// SS decoder is loaded (the decoder's input shape; the flow itself may not be resident).
+    ss_latent_shape: Option<(usize, usize)>,
     image_cond: Slot<Dinov3>,
     ss_flow: Slot<SparseStructureFlowModel>,
     ss_decoder: Slot<SparseStructureDecoder>,
@@ -94,8 +97,18 @@ impl Trellis2Pipeline {
         };
         let dev = d.clone();
         let image_cond = Slot::new(cond_files, r, d, move |f| Dinov3::load(f, &dev))?;
+        let ss_latent_shape = match config.model_files("sparse_structure_flow_model")? {
+            Some(files) if want("sparse_structure_decoder") => {
+                let cfg: crate::config::FlowConfig =
+                    crate::config::CheckpointConfig::load(&files.config)?
+                        .args_as(&files.config, &[SparseStructureFlowModel::CLASS])?;
+                Some((cfg.in_channels, cfg.resolution))
+            }
+            _ => None,
+        };
         Ok(Trellis2Pipeline {
             residency: r,
+            ss_latent_shape,
             image_cond,
             ss_flow: model!(
                 "sparse_structure_flow_model",
@@ -208,9 +221,11 @@ impl Trellis2Pipeline {
 
     /// The SS decoder's logits `[1, 1, D, D, D]` for `z_s`.
     pub fn ss_logits(&self, latent: &[f32]) -> Result<Tensor> {
-        // The flow's geometry from its config alone: in low-VRAM mode the flow is not resident.
-        let (channels, r) = self.ss_latent_shape()?;
         let decoder = self.ss_decoder.hold("sparse_structure_decoder")?;
+        // The flow's geometry from its config (read at load): the flow need not be resident.
+        let (channels, r) = self
+            .ss_latent_shape
+            .ok_or_else(|| ModelError::NotLoaded("sparse_structure_flow_model".into()))?;
         let z = Tensor::from_slice(latent, &[1, channels, r, r, r], &self.device)?;
         let logits = decoder.forward(&z, &mut None)?;
         if logits.dim(1) != 1 {
@@ -220,18 +235,6 @@ impl Trellis2Pipeline {
             )));
         }
         Ok(logits)
-    }
-
-    /// The SS latent's `(channels, resolution)`, from the flow's checkpoint config (also in
-    /// the decoder-only services, which do not load the flow).
-    fn ss_latent_shape(&self) -> Result<(usize, usize)> {
-        let files = self
-            .config
-            .model_files("sparse_structure_flow_model")?
-            .ok_or_else(|| ModelError::NotLoaded("sparse_structure_flow_model".into()))?;
-        let cfg: crate::config::FlowConfig = crate::config::CheckpointConfig::load(&files.config)?
-            .args_as(&files.config, &[SparseStructureFlowModel::CLASS])?;
-        Ok((cfg.in_channels, cfg.resolution))
     }
 
     /// S2 steps 3–5: decoder, `> 0`, OR-pool to `resolution`, argwhere. An empty structure is
