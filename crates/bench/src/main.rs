@@ -97,6 +97,10 @@ enum Cmd {
         /// a full GPU would.
         #[arg(long)]
         memory_limit_gib: Option<f64>,
+        /// Also run the GLB steps (`to_glb`, 1 M faces, 4096² texture) on each pipeline's
+        /// output, for image → GLB seconds.
+        #[arg(long)]
+        glb: bool,
     },
     /// DINOv3 at 512 and 1024 px: timings and a dump for scripts/gpu/dinov3_ref.py.
     Dinov3 {
@@ -164,6 +168,7 @@ fn main() -> Result<()> {
             skip,
             low_vram,
             memory_limit_gib,
+            glb,
         } => run(RunArgs {
             io,
             sizes,
@@ -177,6 +182,7 @@ fn main() -> Result<()> {
                 Residency::AllResident
             },
             memory_limit_gib,
+            glb,
         }),
         Cmd::Dinov3 { io } => dinov3::run(
             &io.models,
@@ -218,6 +224,7 @@ struct RunArgs {
     skip: Vec<String>,
     residency: Residency,
     memory_limit_gib: Option<f64>,
+    glb: bool,
 }
 
 fn load(models: &Path, dev: &Device, residency: Residency) -> Result<Trellis2Pipeline> {
@@ -233,6 +240,7 @@ fn load(models: &Path, dev: &Device, residency: Residency) -> Result<Trellis2Pip
 fn warm_up(dev: &Device) -> Result<()> {
     if let Device::Cuda(c) = dev {
         c.warm_up()?;
+        t2_mesh::gpu::warm_up(c)?;
     }
     Ok(())
 }
@@ -381,7 +389,7 @@ fn run(a: RunArgs) -> Result<()> {
         }
         for (ty, surface, name) in runs {
             if let Some(p) = section(&mut r, &format!("pipeline {}", ty.as_str()), || {
-                stages::run(&pipe, ty, &surface, &name, &dev)
+                stages::run(&pipe, ty, &surface, &name, &dev, a.glb)
             }) {
                 eprintln!("{p:?}");
                 r.pipelines.push(p);

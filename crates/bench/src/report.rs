@@ -213,6 +213,14 @@ pub fn table(ours: &Path, reference: Option<&Path>, cold: Option<&Path>) -> Resu
         s += &row("**total (image → mesh + voxels)**", &|p| {
             f(num(p, "total_s"), 2)
         });
+        if pipes
+            .iter()
+            .any(|p| p.get("glb_total_s").is_some_and(|v| !v.is_null()))
+        {
+            s += &row("**total (image → GLB, 1 M faces, 4096²)**", &|p| {
+                f(num(p, "glb_total_s"), 2)
+            });
+        }
         let mode = if o.get("low_vram").and_then(Value::as_bool) == Some(true) {
             "low-VRAM mode, one network at a time"
         } else {

@@ -28,6 +28,9 @@ pub struct PipelineResult {
     /// `(stage, seconds)` in run order.
     pub stages: Vec<(String, f64)>,
     pub total_s: f64,
+    /// With `--glb`: image → GLB seconds (the pipeline, then `to_glb` at the product's
+    /// defaults, 1 M faces and a 4096² texture, its steps as `GLB: …` stages).
+    pub glb_total_s: Option<f64>,
     /// Allocator peak of live tensors during the run (GiB).
     pub peak_gib: f64,
     /// Peak of what the allocator held from the driver (live + cached), GiB.
@@ -42,6 +45,7 @@ pub fn run(
     surface: &SurfaceShape,
     shape_name: &str,
     dev: &Device,
+    glb: bool,
 ) -> Result<PipelineResult> {
     let cuda = match dev {
         Device::Cuda(c) => Some(c.clone()),
@@ -172,7 +176,7 @@ pub fn run(
         )?)
     })?;
     stage("FDG mesh (CPU)", s);
-    let ((fine, _), s) = time_once(dev, || {
+    let ((fine, attrs), s) = time_once(dev, || {
         Ok(pipe.tex_decoder()?.decode(
             tex_slat.coords.clone(),
             &feats(&tex_slat)?,
@@ -181,6 +185,57 @@ pub fn run(
         )?)
     })?;
     stage("texture decode", s);
+    let total_s = start.elapsed().as_secs_f64();
+    let fine_voxels = fine.len();
+    let faces = mesh.faces.len();
+
+    // The GLB steps, on `dev` (the mesh service's default). Their geometry is the analytic
+    // sphere's flexible-dual-grid mesh at the pipeline's resolution, not the decoder's: random
+    // decoder weights put the dual vertices anywhere in their voxels, a noise surface that
+    // no trained model produces and that UV unwrapping cuts into tiny charts (the 512 run took
+    // 4× longer to unwrap on the CPU). The texture voxels are the decoder's (on that sphere).
+    let glb_total_s = if glb {
+        if surface.cells != 0.0 {
+            anyhow::bail!("--glb runs on the sphere only (the gyroid has no signed distance)");
+        }
+        let t = Instant::now();
+        let sphere = t2_mesh::synth::Sphere {
+            center: [0.0; 3],
+            radius: t2_models::random::shape::RADIUS as f32,
+        };
+        let g = t2_mesh::synth::dual_grid(&sphere, res)?;
+        let sphere_mesh = t2_mesh::fdg::flexible_dual_grid_to_mesh(
+            &g.coords,
+            &g.dual_vertices,
+            &g.intersected,
+            &g.split_weight,
+            res,
+        )?;
+        drop(mesh);
+        let setup = t.elapsed();
+        let input = t2_mesh::MeshWithVoxel {
+            mesh: sphere_mesh,
+            coords: fine.iter().map(|c| [c[1], c[2], c[3]]).collect(),
+            attrs: attrs
+                .chunks_exact(6)
+                .map(|a| std::array::from_fn(|k| a[k]))
+                .collect(),
+            resolution: res,
+        };
+        let params = t2_mesh::GlbParams {
+            decimation_target: 1_000_000,
+            texture_size: 4096,
+            ..Default::default()
+        };
+        let (_, _, report) = t2_mesh::to_glb_on(&input, &params, dev, None)?;
+        for step in &report.steps {
+            stage(&format!("GLB: {}", step.name), step.wall.as_secs_f64());
+        }
+        // The sphere's voxelisation is bench setup, not a pipeline step.
+        Some((start.elapsed() - setup).as_secs_f64())
+    } else {
+        None
+    };
 
     let mem = cuda.as_ref().map(|c| c.memory_stats()).unwrap_or_default();
     Ok(PipelineResult {
@@ -189,9 +244,10 @@ pub fn run(
         ss_tokens: ss_coords.len(),
         slat_tokens: shape_slat.len(),
         resolution: res,
-        fine_voxels: fine.len(),
-        faces: mesh.faces.len(),
-        total_s: start.elapsed().as_secs_f64(),
+        fine_voxels,
+        faces,
+        total_s,
+        glb_total_s,
         stages,
         peak_gib: gib(mem.peak_allocated),
         peak_reserved_gib: gib(mem.peak_reserved),

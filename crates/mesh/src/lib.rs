@@ -21,6 +21,7 @@ pub mod postprocess;
 pub mod remesh;
 pub mod render;
 pub mod sample;
+mod spatial;
 pub mod synth;
 pub mod topology;
 pub mod types;

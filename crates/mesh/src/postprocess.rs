@@ -103,6 +103,10 @@ pub struct GlbReport {
     pub output_faces: usize,
     pub output_vertices: usize,
     pub charts: u32,
+    /// UV unwrap seconds: segmentation, flattening, packing, output (see `UvMesh`).
+    pub uv_stage_seconds: [f64; 4],
+    /// Fraction of the texture covered by charts.
+    pub atlas_utilization: f32,
     pub covered_texels: usize,
 }
 
@@ -199,6 +203,8 @@ pub fn to_textured_mesh_on(
     }
     let uv_mesh = r.time("uv_unwrap", || uv::unwrap(&mesh, p.texture_size))?;
     r.charts = uv_mesh.chart_count;
+    r.uv_stage_seconds = uv_mesh.stage_seconds;
+    r.atlas_utilization = uv_mesh.utilization;
     let normals = r.time("normals", || {
         let n = vertex_normals(&mesh.vertices, &mesh.faces);
         uv_mesh

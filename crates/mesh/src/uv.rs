@@ -3,9 +3,13 @@
 //! clustering + xatlas. Seam vertices are duplicated; `xref` maps each output vertex back to
 //! its input vertex (the reference's `vmaps`) so normals can be carried over.
 
-use uvunwrap::{Density, MeshInput, Options, Packing};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use uvunwrap::{Density, MeshInput, Options, Packing, Progress, Stage};
 
 use crate::error::{MeshError, check_faces, check_finite};
+use crate::spatial;
 use crate::types::TriMesh;
 
 /// Largest normal deviation inside one chart, degrees. uvunwrap requires < 90; the reference
@@ -45,6 +49,8 @@ pub struct UvMesh {
     pub chart_count: u32,
     /// Fraction of the atlas covered by charts.
     pub utilization: f32,
+    /// Wall seconds of the unwrapper's stages: segmentation, flattening, packing, output.
+    pub stage_seconds: [f64; 4],
 }
 
 /// Unwraps `mesh` into one `texture_size²` atlas page.
@@ -98,9 +104,23 @@ pub fn unwrap_in_pieces(
         .collect();
     // The crate forbids unsafe code, so a panic would be a bug in it: report it as an error
     // rather than take the service down.
-    let atlas = std::panic::catch_unwind(|| uvunwrap::generate(&input, &options))
-        .map_err(|_| MeshError::Unwrap("the unwrapper panicked".into()))?
-        .map_err(|e| MeshError::Unwrap(e.to_string()))?;
+    // Each stage's end = its last progress report (the stages run one after another).
+    let start = Instant::now();
+    let ends = Mutex::new([Duration::ZERO; 4]);
+    let progress = |p: Progress| {
+        let stage = match p.stage {
+            Stage::Segmenting => 0,
+            Stage::Parameterizing => 1,
+            Stage::Packing => 2,
+            _ => 3,
+        };
+        ends.lock().unwrap_or_else(|e| e.into_inner())[stage] = start.elapsed();
+        true
+    };
+    let atlas =
+        std::panic::catch_unwind(|| uvunwrap::generate_with_progress(&input, &options, progress))
+            .map_err(|_| MeshError::Unwrap("the unwrapper panicked".into()))?
+            .map_err(|e| MeshError::Unwrap(e.to_string()))?;
     if atlas.page_count > 1 {
         return Err(MeshError::Unwrap(format!(
             "charts need {} pages of {texture_size}²; one is supported",
@@ -113,6 +133,15 @@ pub fn unwrap_in_pieces(
             atlas.meshes.len(),
             pieces.len()
         )));
+    }
+    let mut ends = ends.into_inner().unwrap_or_else(|e| e.into_inner());
+    ends[3] = start.elapsed();
+    let mut stage_seconds = [0.0; 4];
+    let mut prev = Duration::ZERO;
+    for (secs, &end) in stage_seconds.iter_mut().zip(&ends) {
+        let end = end.max(prev);
+        *secs = (end - prev).as_secs_f64();
+        prev = end;
     }
     // Back to one mesh: piece-local vertices to input vertices, faces to their input order.
     let mut xref = Vec::new();
@@ -138,6 +167,7 @@ pub fn unwrap_in_pieces(
         chart,
         chart_count: atlas.chart_count,
         utilization: atlas.utilization,
+        stage_seconds,
     })
 }
 
@@ -155,25 +185,13 @@ struct Piece {
 /// the face centroids (so each piece is a compact region); one piece when it is small.
 fn split_into_pieces(mesh: &TriMesh, piece_faces: usize) -> Vec<Piece> {
     let n = mesh.faces.len();
-    let count = n.div_ceil(piece_faces.max(1)).max(1);
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    if count > 1 {
-        let (lo, hi) = bounds(&mesh.vertices);
-        let key = |f: u32| {
-            let c = mesh.faces[f as usize].map(|i| mesh.vertices[i as usize]);
-            let q: [u32; 3] = std::array::from_fn(|a| {
-                let centre = (c[0][a] + c[1][a] + c[2][a]) / 3.0;
-                let t = (centre - lo[a]) / (hi[a] - lo[a]).max(f32::MIN_POSITIVE);
-                (t.clamp(0.0, 1.0) * 1023.0) as u32
-            });
-            morton3(q)
-        };
-        // Ties broken by face index: the same pieces on every run.
-        order.sort_by_cached_key(|&f| (key(f), f));
-    }
-    let per = n.div_ceil(count);
+    let order: Vec<u32> = if n > piece_faces {
+        spatial::morton_face_order(mesh)
+    } else {
+        (0..n as u32).collect()
+    };
     order
-        .chunks(per)
+        .chunks(spatial::piece_len(n, piece_faces))
         .map(|face_ids| {
             let mut local = std::collections::HashMap::new();
             let mut vertex_ids = Vec::new();
@@ -200,41 +218,9 @@ fn split_into_pieces(mesh: &TriMesh, piece_faces: usize) -> Vec<Piece> {
         .collect()
 }
 
-fn bounds(v: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
-    v.iter().fold(
-        ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]),
-        |(lo, hi), p| {
-            (
-                std::array::from_fn(|a| lo[a].min(p[a])),
-                std::array::from_fn(|a| hi[a].max(p[a])),
-            )
-        },
-    )
-}
-
-/// Interleaves the low 10 bits of each coordinate (x in the lowest bit).
-fn morton3(q: [u32; 3]) -> u32 {
-    let spread = |mut x: u32| {
-        x &= 0x3ff;
-        x = (x | (x << 16)) & 0x030000ff;
-        x = (x | (x << 8)) & 0x0300f00f;
-        x = (x | (x << 4)) & 0x030c30c3;
-        (x | (x << 2)) & 0x09249249
-    };
-    spread(q[0]) | (spread(q[1]) << 1) | (spread(q[2]) << 2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn morton_interleaves() {
-        assert_eq!(morton3([1, 0, 0]), 1);
-        assert_eq!(morton3([0, 1, 0]), 2);
-        assert_eq!(morton3([0, 0, 1]), 4);
-        assert_eq!(morton3([1023, 1023, 1023]), (1 << 30) - 1);
-    }
 
     #[test]
     fn pieces_cover_every_face_once_with_compact_vertices() {

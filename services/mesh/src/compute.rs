@@ -72,8 +72,8 @@ impl PreviewSettings {
 /// Loaded decoders.
 pub struct MeshModels {
     pipe: Arc<Trellis2Pipeline>,
-    /// Where the GLB steps' heavy kernels run (BVH queries, remesh band, bake): the CPU unless
-    /// `TRELLIS2_MESH_GPU=1` and the decoders are on a GPU.
+    /// Where the GLB steps' heavy kernels run (BVH queries, remesh band, bake): the decoders'
+    /// GPU, or the CPU when they are on the CPU or `TRELLIS2_MESH_GPU=0`.
     mesh_device: Device,
     model_id: String,
     shape_channels: usize,
@@ -95,15 +95,15 @@ fn latent_channels(pipe: &Trellis2Pipeline, key: &str) -> Result<usize, String> 
         .ok_or_else(|| format!("{}: no latent_channels", files.config.display()))
 }
 
-/// Environment switch for the CUDA path of the GLB steps. Opt-in until its GPU parity and
-/// speed are measured on the H200 (BENCHMARKS.md, "Mesh on the H200"); the CPU path is the
-/// numerical reference either way.
+/// Environment switch for the CUDA path of the GLB steps, on by default with a GPU: on the
+/// H200 its textures are byte-identical to the CPU path's and remesh/bake run 2.1×/2.6× faster
+/// (BENCHMARKS.md, "Mesh on the H200"). `0` keeps them on the CPU (the numerical reference).
 pub const MESH_GPU_ENV: &str = "TRELLIS2_MESH_GPU";
 
 fn mesh_device(decoders: &Device) -> Result<Device, String> {
     let on = match std::env::var(MESH_GPU_ENV).as_deref().map(str::trim) {
-        Err(_) | Ok("" | "0" | "false") => false,
-        Ok("1" | "true") => true,
+        Err(_) | Ok("" | "1" | "true") => true,
+        Ok("0" | "false") => false,
         Ok(v) => return Err(format!("{MESH_GPU_ENV}={v:?}: want 1/true or 0/false")),
     };
     match decoders {

@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use t2_mesh::bvh::Bvh;
-use t2_mesh::decimate::decimate;
+use t2_mesh::decimate::{DECIMATE_PIECE_FACES, decimate, decimate_in_pieces};
 use t2_mesh::fdg::flexible_dual_grid_to_mesh;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, dual_grid, with_attributes};
@@ -170,11 +170,18 @@ fn main() -> BoxResult<()> {
         let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
         let rbvh = Bvh::new(&remeshed.vertices, &remeshed.faces)?;
         println!(
-            "\n| decimation (meshopt QEM) | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---:|---|---:|---:|"
+            "\n| decimation (meshopt QEM) | first pass | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---|---:|---|---:|---:|"
         );
-        for tgt in [target, target / 4, target / 16] {
+        let passes = [
+            ("parallel pieces", DECIMATE_PIECE_FACES),
+            ("none (one serial pass)", usize::MAX),
+        ];
+        for (tgt, (first, piece_faces)) in [target, target / 4, target / 16]
+            .into_iter()
+            .flat_map(|t| passes.map(|p| (t, p)))
+        {
             let t = Instant::now();
-            let (d, rep) = decimate(&remeshed, tgt)?;
+            let (d, rep) = decimate_in_pieces(&remeshed, tgt, piece_faces)?;
             let secs = t.elapsed().as_secs_f64();
             let centroids: Vec<[f32; 3]> = d
                 .faces
@@ -191,7 +198,7 @@ fn main() -> BoxResult<()> {
                 dists.iter().map(|&x| x as f64).sum::<f64>() / dists.len() as f64 * res as f64;
             let max = dists.iter().cloned().fold(0.0f32, f32::max) as f64 * res as f64;
             println!(
-                "| {} → {} faces | {secs:.2} | {:?} | {:.2e} | {mean:.3} / {max:.3} |",
+                "| {} → {} faces | {first} | {secs:.2} | {:?} | {:.2e} | {mean:.3} / {max:.3} |",
                 rep.input_faces, rep.output_faces, rep.pass, rep.relative_error
             );
         }
@@ -268,7 +275,13 @@ fn print_steps(
                     d.input_faces, d.output_faces, d.pass, d.relative_error
                 )
             }),
-            "uv_unwrap" => format!("{} charts", report.charts),
+            "uv_unwrap" => {
+                let [seg, flat, pack, out] = report.uv_stage_seconds;
+                format!(
+                    "{} charts, atlas utilisation {:.3}; segment {seg:.2}, flatten {flat:.2}, pack {pack:.2}, output {out:.2} s",
+                    report.charts, report.atlas_utilization
+                )
+            }
             "bake" => format!(
                 "{:.1} % texels covered",
                 100.0 * report.covered_texels as f64 / (texture as f64 * texture as f64)
