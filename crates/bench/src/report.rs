@@ -149,19 +149,27 @@ pub fn table(ours: &Path, reference: Option<&Path>, cold: Option<&Path>) -> Resu
         .map(|a| a.iter().collect())
         .unwrap_or_default();
     if !pipes.is_empty() {
+        // Every pipeline's stages in run order: a stage one pipeline lacks (the cascade's)
+        // goes right after the stage that precedes it in the pipeline that has it.
         let mut names: Vec<String> = Vec::new();
         for p in &pipes {
+            let mut at = 0;
             for st in p
                 .get("stages")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
             {
-                if let Some(n) = st.get(0).and_then(Value::as_str)
-                    && !names.iter().any(|x| x == n)
-                {
-                    names.push(n.to_string());
-                }
+                let Some(n) = st.get(0).and_then(Value::as_str) else {
+                    continue;
+                };
+                at = match names.iter().position(|x| x == n) {
+                    Some(i) => i + 1,
+                    None => {
+                        names.insert(at, n.to_string());
+                        at + 1
+                    }
+                };
             }
         }
         s += "| stage |";

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# unmeasured.sh — one device call for what was built without a GPU (2026-11-29): the allocator
-# cap, the mesh stage's CUDA path (parity + seconds per step next to the CPU), and the low-VRAM
-# mode at full size next to the all-resident pipeline. Logs under $OUT; a short summary last.
+# mesh_and_memory.sh — one device call: the allocator cap, the mesh stage's CUDA path (parity,
+# seconds per step next to the CPU, decimation quality), image → GLB at full size (`t2-bench
+# run --glb`, all models resident) and the low-VRAM mode under a 15 GiB cap. Logs under $OUT;
+# a short summary last.
 #
-# Stage on the CPU box (stripped, ~60 MiB in all; carry `.gpu/next`):
-#   bash scripts/gpu/unmeasured.sh --stage
+# Stage on the CPU box (stripped, ~12 MiB in all; carry `.gpu/next`):
+#   bash scripts/gpu/mesh_and_memory.sh --stage
 # Device call:
-#   bash scripts/gpu/unmeasured.sh
+#   bash scripts/gpu/mesh_and_memory.sh
 set -u
 cd "$(dirname "$0")/../.."
 G=.gpu/next
@@ -27,7 +28,7 @@ for l in sys.stdin:
   du -sh "$G"
   exit 0
 fi
-OUT=${OUT:-/tmp/unmeasured-out}
+OUT=${OUT:-/tmp/mesh-and-memory-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export TRELLIS2_KERNEL_CACHE=/tmp/t2-kernel-cache
@@ -42,24 +43,26 @@ timeout 120 "$G/t2-gpu-parity" memory-limit oom 2>&1 | tee "$OUT/parity.log"
 el "mesh CUDA parity"
 TRELLIS2_REQUIRE_CUDA=1 timeout 240 "$G/gpu_parity" --test-threads=1 2>&1 | tee "$OUT/mesh-parity.log"
 el "mesh bench, CPU then CUDA"
-timeout 300 "$G/t2-mesh-bench" --device both --no-quality 2>&1 | tee "$OUT/mesh-bench.log"
+timeout 300 "$G/t2-mesh-bench" --device both 2>&1 | tee "$OUT/mesh-bench.log"
 
 el "full-size weights"
 timeout 90 "$G/t2-bench" random --out "$M" --seed 1 2>&1 | tail -1
-for mode in resident low-vram; do
-  el "1024_cascade, $mode"
-  flags=""
-  [ "$mode" = low-vram ] && flags="--low-vram --memory-limit-gib 15"
-  timeout 300 "$G/t2-bench" run --models "$M" --dump /tmp/t2-dump-$mode --out "$OUT/$mode.json" \
-    --skip dit,decoders --pipelines 1024_cascade $flags 2>&1 | tail -5
-  "$G/t2-bench" table --ours "$OUT/$mode.json" > "$OUT/$mode.md"
-done
+el "512 and 1024_cascade, resident, image → GLB"
+timeout 300 "$G/t2-bench" run --models "$M" --dump /tmp/t2-dump-resident --out "$OUT/resident.json" \
+  --skip dit,decoders --pipelines 512,1024_cascade --glb 2>&1 | grep -v PipelineResult | tail -4
+"$G/t2-bench" table --ours "$OUT/resident.json" > "$OUT/resident.md"
+el "1024_cascade, low-VRAM, 15 GiB cap"
+timeout 300 "$G/t2-bench" run --models "$M" --dump /tmp/t2-dump-low --out "$OUT/low-vram.json" \
+  --skip dit,decoders --pipelines 1024_cascade --low-vram --memory-limit-gib 15 2>&1 |
+  grep -v PipelineResult | tail -4
+"$G/t2-bench" table --ours "$OUT/low-vram.json" > "$OUT/low-vram.md"
 el done
 echo "== summary"
 grep -E "memory-limit|oom" "$OUT/parity.log" | tail -3
 grep -E "^test result|FAILED" "$OUT/mesh-parity.log" | tail -3
-grep -E "to_glb total|parity" "$OUT/mesh-bench.log" | tail -6
+grep -E "to_glb total|parity|decimate \||uv_unwrap \|" "$OUT/mesh-bench.log" | tail -9
+grep -E "faces \| (parallel|none)" "$OUT/mesh-bench.log"
 for mode in resident low-vram; do
   echo "-- $mode"
-  grep -E "total \(image|peak GPU|allocator cap" "$OUT/$mode.md"
+  grep -E "GLB:|total \(image|peak GPU|allocator cap" "$OUT/$mode.md"
 done
