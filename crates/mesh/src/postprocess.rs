@@ -103,8 +103,11 @@ pub struct GlbReport {
     pub output_faces: usize,
     pub output_vertices: usize,
     pub charts: u32,
-    /// UV unwrap seconds: segmentation, flattening, packing, output (see `UvMesh`).
-    pub uv_stage_seconds: [f64; 4],
+    /// UV unwrap seconds: our charts + LSCM, the crate's segmentation, flattening, packing,
+    /// output (see `UvMesh`).
+    pub uv_stage_seconds: [f64; 5],
+    /// Charts our LSCM left to the crate.
+    pub uv_handed_off: u32,
     /// Fraction of the texture covered by charts.
     pub atlas_utilization: f32,
     pub covered_texels: usize,
@@ -204,6 +207,7 @@ pub fn to_textured_mesh_on(
     let uv_mesh = r.time("uv_unwrap", || uv::unwrap(&mesh, p.texture_size))?;
     r.charts = uv_mesh.chart_count;
     r.uv_stage_seconds = uv_mesh.stage_seconds;
+    r.uv_handed_off = uv_mesh.handed_off_charts;
     r.atlas_utilization = uv_mesh.utilization;
     let normals = r.time("normals", || {
         let n = vertex_normals(&mesh.vertices, &mesh.faces);

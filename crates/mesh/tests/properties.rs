@@ -247,30 +247,39 @@ fn uvs_in_unit_square_without_overlap() {
         } else {
             m.faces.len().div_ceil(4)
         };
-        let u = uv::unwrap_in_pieces(&m, 1024, piece_faces).unwrap();
-        assert_eq!(u.faces.len(), m.faces.len());
-        // Same faces in the same order: every corner's position is the input corner's.
-        for (f, (uf, mf)) in u.faces.iter().zip(&m.faces).enumerate() {
-            for c in 0..3 {
-                assert_eq!(
-                    u.xref[uf[c] as usize], mf[c],
-                    "case {case}: face {f} corner {c}"
-                );
-                assert_eq!(u.positions[uf[c] as usize], m.vertices[mf[c] as usize]);
+        // Our charts + LSCM in every case, the crate's own flattening in two.
+        let flattening = if case % 2 == 0 {
+            uv::Flattening::DirectLscm
+        } else {
+            uv::Flattening::Uvunwrap
+        };
+        let direct = uv::unwrap_with(&m, 1024, piece_faces, uv::Flattening::DirectLscm).unwrap();
+        let u = uv::unwrap_with(&m, 1024, piece_faces, flattening).unwrap();
+        for u in [&direct, &u] {
+            assert_eq!(u.faces.len(), m.faces.len());
+            // Same faces in the same order: every corner's position is the input corner's.
+            for (f, (uf, mf)) in u.faces.iter().zip(&m.faces).enumerate() {
+                for c in 0..3 {
+                    assert_eq!(
+                        u.xref[uf[c] as usize], mf[c],
+                        "case {case}: face {f} corner {c}"
+                    );
+                    assert_eq!(u.positions[uf[c] as usize], m.vertices[mf[c] as usize]);
+                }
             }
-        }
-        for (i, t) in u.uvs.iter().enumerate() {
-            assert!(
-                (0.0..=1.0).contains(&t[0]) && (0.0..=1.0).contains(&t[1]),
-                "case {case}: uv {i} = {t:?}"
+            for (i, t) in u.uvs.iter().enumerate() {
+                assert!(
+                    (0.0..=1.0).contains(&t[0]) && (0.0..=1.0).contains(&t[1]),
+                    "case {case}: uv {i} = {t:?}"
+                );
+            }
+            let overlaps = overlapping_texels(&u.uvs, &u.faces, 2048);
+            assert_eq!(
+                overlaps, 0,
+                "case {case}: {overlaps} texels covered by two faces"
             );
+            assert!(u.chart_count >= 1);
         }
-        let overlaps = overlapping_texels(&u.uvs, &u.faces, 2048);
-        assert_eq!(
-            overlaps, 0,
-            "case {case}: {overlaps} texels covered by two faces"
-        );
-        assert!(u.chart_count >= 1);
     }
 }
 

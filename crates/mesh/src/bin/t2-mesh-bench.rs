@@ -8,9 +8,9 @@
 //! side by side, plus how far the CUDA textures are from the CPU's.
 //!
 //! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]
-//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb] [--uv-pieces]`
+//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb] [--uv-ab]`
 //!
-//! `--uv-pieces` only compares UV unwrapping as one piece and in pieces on the decimated asset.
+//! `--uv-ab` only compares the UV unwrap's flattenings (and pieces) on the decimated asset.
 
 use std::time::Instant;
 
@@ -115,8 +115,8 @@ fn main() -> BoxResult<()> {
             TextureFormat::Png
         },
     };
-    if args.iter().any(|a| a == "--uv-pieces") {
-        return uv_pieces_ab(&input, res, target, texture);
+    if args.iter().any(|a| a == "--uv-ab") {
+        return uv_ab(&input, res, target, texture);
     }
     let devices: Vec<Device> = match device.as_str() {
         "cpu" => vec![Device::Cpu],
@@ -206,32 +206,67 @@ fn main() -> BoxResult<()> {
     Ok(())
 }
 
-/// UV unwrapping of the remeshed, decimated asset as one piece (the crate segments it on one
-/// thread) and cut into `UNWRAP_PIECE_FACES` pieces (segmented in parallel), same run.
-fn uv_pieces_ab(input: &MeshWithVoxel, res: u32, target: usize, texture: u32) -> BoxResult<()> {
+/// UV unwrapping of the remeshed, decimated asset, same run: the crate alone as one piece (it
+/// segments on one thread) and in `UNWRAP_PIECE_FACES` pieces, and our charts + direct LSCM
+/// (the production path) with the crate packing.
+fn uv_ab(input: &MeshWithVoxel, res: u32, target: usize, texture: u32) -> BoxResult<()> {
+    use t2_mesh::uv::{Flattening, UNWRAP_PIECE_FACES, unwrap_with};
     let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces)?;
     let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
     let (m, _) = decimate(&remeshed, target)?;
     println!(
-        "\n| UV unwrap of {} faces, {texture}² | wall s | CPU s | charts | atlas utilisation |\n|---|---:|---:|---:|---:|",
+        "\n| UV unwrap of {} faces, {texture}² | wall s | CPU s | charts | left to uvunwrap | atlas utilisation | area distortion |\n|---|---:|---:|---:|---:|---:|---:|",
         m.faces.len()
     );
-    for (label, piece) in [
-        ("one piece", usize::MAX),
-        ("pieces of 65,536 faces", t2_mesh::uv::UNWRAP_PIECE_FACES),
+    for (label, piece, flattening) in [
+        ("uvunwrap, one piece", usize::MAX, Flattening::Uvunwrap),
+        ("uvunwrap, pieces", UNWRAP_PIECE_FACES, Flattening::Uvunwrap),
+        (
+            "charts + direct LSCM, pieces",
+            UNWRAP_PIECE_FACES,
+            Flattening::DirectLscm,
+        ),
     ] {
         let (t, cpu0) = (Instant::now(), cpu_seconds());
-        let u = t2_mesh::uv::unwrap_in_pieces(&m, texture, piece)?;
+        let u = unwrap_with(&m, texture, piece, flattening)?;
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
         println!(
-            "| {label} | {:.2} | {:.2} | {} | {:.3} |",
-            t.elapsed().as_secs_f64(),
-            cpu_seconds() - cpu0,
+            "| {label} | {wall:.2} | {cpu:.2} | {} | {} | {:.3} | {:.3} |",
             u.chart_count,
-            u.utilization
+            u.handed_off_charts,
+            u.utilization,
+            area_distortion(&u)
         );
     }
     println!("(load average at the end: {})", load_average());
     Ok(())
+}
+
+/// Texel density evenness over the whole atlas: the area-weighted mean over faces of
+/// max(r, 1/r), r = a face's share of the UV area over its share of the surface (1 = every
+/// face gets texels in proportion to its area).
+fn area_distortion(u: &t2_mesh::uv::UvMesh) -> f64 {
+    let (uv_area, area): (Vec<f64>, Vec<f64>) = u
+        .faces
+        .iter()
+        .map(|f| {
+            let [a, b, c] = f.map(|i| u.uvs[i as usize].map(f64::from));
+            let uv = 0.5 * ((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])).abs();
+            let [p, q, r] = f.map(|i| u.positions[i as usize]);
+            (uv, t2_mesh::geom::tri_area(p, q, r) as f64)
+        })
+        .unzip();
+    let (tu, ta): (f64, f64) = (uv_area.iter().sum(), area.iter().sum());
+    uv_area
+        .iter()
+        .zip(&area)
+        .filter(|&(&x, &a)| x > 0.0 && a > 0.0)
+        .map(|(&x, &a)| {
+            let r = (x / tu) / (a / ta);
+            a * r.max(1.0 / r)
+        })
+        .sum::<f64>()
+        / ta
 }
 
 /// Opens CUDA device 0 and compiles the mesh kernels (NVRTC or the disk cache) outside the
@@ -276,10 +311,10 @@ fn print_steps(
                 )
             }),
             "uv_unwrap" => {
-                let [seg, flat, pack, out] = report.uv_stage_seconds;
+                let [ours, seg, flat, pack, out] = report.uv_stage_seconds;
                 format!(
-                    "{} charts, atlas utilisation {:.3}; segment {seg:.2}, flatten {flat:.2}, pack {pack:.2}, output {out:.2} s",
-                    report.charts, report.atlas_utilization
+                    "{} charts ({} left to uvunwrap), atlas utilisation {:.3}; charts + LSCM {ours:.2}, islands {seg:.2}, validate/flatten {flat:.2}, pack {pack:.2}, output {out:.2} s",
+                    report.charts, report.uv_handed_off, report.atlas_utilization
                 )
             }
             "bake" => format!(

@@ -1,11 +1,19 @@
-//! UV unwrapping: charts and packing through the pure-Rust `uvunwrap` crate (xatlas-like
-//! segmentation by normal cone, LSCM/ARAP flattening, packing), in place of CuMesh's GPU
-//! clustering + xatlas. Seam vertices are duplicated; `xref` maps each output vertex back to
-//! its input vertex (the reference's `vmaps`) so normals can be carried over.
+//! UV unwrapping: charts, flattening and packing into one atlas page. Our own segmentation
+//! (`charts`) and direct LSCM solve (`lscm`) make and flatten the charts; the pure-Rust
+//! `uvunwrap` crate validates them (flips, overlaps), re-flattens any it rejects with its own
+//! LSCM/ARAP, and packs. The crate can do the whole job (`Flattening::Uvunwrap`), but its
+//! iterative LSCM + ARAP solves were ~60 % of the mesh stage on the H200 host. Seam vertices
+//! are duplicated; `xref` maps each output vertex back to its input vertex (the reference's
+//! `vmaps`) so normals can be carried over.
+
+mod charts;
+mod lscm;
+mod overlap;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use uvunwrap::{Density, MeshInput, Options, Packing, Progress, Stage};
 
 use crate::error::{MeshError, check_faces, check_finite};
@@ -49,20 +57,46 @@ pub struct UvMesh {
     pub chart_count: u32,
     /// Fraction of the atlas covered by charts.
     pub utilization: f32,
-    /// Wall seconds of the unwrapper's stages: segmentation, flattening, packing, output.
-    pub stage_seconds: [f64; 4],
+    /// Wall seconds of the stages: our charts + LSCM (0 with `Flattening::Uvunwrap`), then
+    /// the crate's segmentation (islands, with ours), flattening (validation and re-flattening,
+    /// with ours), packing and output.
+    pub stage_seconds: [f64; 5],
+    /// Charts our LSCM handed to the crate to flatten (flipped, too distorted or unsolvable).
+    pub handed_off_charts: u32,
 }
+
+/// Who makes and flattens the charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flattening {
+    /// Our segmentation and direct LSCM; the crate validates, fixes what it rejects, packs.
+    DirectLscm,
+    /// The crate alone (its segmentation, iterative LSCM and ARAP).
+    Uvunwrap,
+}
+
+/// Largest area-weighted mean of max(r, 1/r) over a chart's faces (r: a face's share of the
+/// chart's UV area over its share of its surface area) kept from our LSCM; above it the chart
+/// goes to the crate, whose ARAP evens texel density out. Bounded-area charts on a decoded
+/// surface are nearly flat and rarely come near it.
+pub const MAX_MEAN_AREA_DISTORTION: f64 = 1.25;
 
 /// Unwraps `mesh` into one `texture_size²` atlas page.
 pub fn unwrap(mesh: &TriMesh, texture_size: u32) -> Result<UvMesh, MeshError> {
-    unwrap_in_pieces(mesh, texture_size, UNWRAP_PIECE_FACES)
+    unwrap_with(
+        mesh,
+        texture_size,
+        UNWRAP_PIECE_FACES,
+        Flattening::DirectLscm,
+    )
 }
 
-/// `unwrap` with meshes above `piece_faces` faces cut into pieces of about that many faces.
-pub fn unwrap_in_pieces(
+/// `unwrap` with meshes above `piece_faces` faces cut into pieces of about that many faces,
+/// and the charts made and flattened by `flattening`.
+pub fn unwrap_with(
     mesh: &TriMesh,
     texture_size: u32,
     piece_faces: usize,
+    flattening: Flattening,
 ) -> Result<UvMesh, MeshError> {
     if mesh.faces.is_empty() {
         return Err(MeshError::Empty("uv unwrap needs at least one face"));
@@ -98,9 +132,29 @@ pub fn unwrap_in_pieces(
         ..Options::default()
     };
     let pieces = split_into_pieces(mesh, piece_faces);
+    let start = Instant::now();
+    let prepared: Vec<Option<Prepared>> = match flattening {
+        Flattening::Uvunwrap => pieces.iter().map(|_| None).collect(),
+        Flattening::DirectLscm => {
+            let max_area = (total_area * MAX_CHART_AREA_FRACTION) as f64;
+            pieces
+                .par_iter()
+                .map(|p| Some(Prepared::new(p, max_area)))
+                .collect()
+        }
+    };
+    let ours = start.elapsed();
+    let handed_off_charts = prepared.iter().flatten().map(|p| p.handed_off).sum();
     let input: Vec<MeshInput> = pieces
         .iter()
-        .map(|p| MeshInput::new(&p.positions, &p.indices))
+        .zip(&prepared)
+        .map(|(piece, prep)| match prep {
+            None => MeshInput::new(&piece.positions, &piece.indices),
+            Some(p) => MeshInput {
+                existing_uvs: Some(&p.uvs),
+                ..MeshInput::new(&p.positions, &p.indices)
+            },
+        })
         .collect();
     // The crate forbids unsafe code, so a panic would be a bug in it: report it as an error
     // rather than take the service down.
@@ -136,9 +190,9 @@ pub fn unwrap_in_pieces(
     }
     let mut ends = ends.into_inner().unwrap_or_else(|e| e.into_inner());
     ends[3] = start.elapsed();
-    let mut stage_seconds = [0.0; 4];
+    let mut stage_seconds = [ours.as_secs_f64(), 0.0, 0.0, 0.0, 0.0];
     let mut prev = Duration::ZERO;
-    for (secs, &end) in stage_seconds.iter_mut().zip(&ends) {
+    for (secs, &end) in stage_seconds[1..].iter_mut().zip(&ends) {
         let end = end.max(prev);
         *secs = (end - prev).as_secs_f64();
         prev = end;
@@ -148,10 +202,14 @@ pub fn unwrap_in_pieces(
     let mut uvs = Vec::new();
     let mut chart = Vec::new();
     let mut faces = vec![[0u32; 3]; mesh.faces.len()];
-    for (piece, out) in pieces.iter().zip(atlas.meshes) {
+    for ((piece, prep), out) in pieces.iter().zip(&prepared).zip(atlas.meshes) {
         let base = xref.len() as u32;
         for v in &out.vertices {
-            xref.push(piece.vertex_ids[v.xref as usize]);
+            // Our input had a copy of each vertex per chart: back to the piece's vertex.
+            let local = prep
+                .as_ref()
+                .map_or(v.xref, |p| p.vertex_of[v.xref as usize]);
+            xref.push(piece.vertex_ids[local as usize]);
             uvs.push(v.uv);
             chart.push(v.chart.unwrap_or(u32::MAX));
         }
@@ -168,7 +226,151 @@ pub fn unwrap_in_pieces(
         chart_count: atlas.chart_count,
         utilization: atlas.utilization,
         stage_seconds,
+        handed_off_charts,
     })
+}
+
+/// A piece's charts made and flattened by us, as the crate's repacking input: each chart has
+/// its own copy of its vertices (so charts meet only at seams), with its LSCM UVs. A chart we
+/// could not flatten gets every vertex at one point of its own: degenerate, so the crate
+/// flattens it itself (and, being distinct per chart, never merges it with a neighbour).
+struct Prepared {
+    positions: Vec<[f32; 3]>,
+    /// The piece's faces in piece order, over the copies.
+    indices: Vec<u32>,
+    uvs: Vec<[f32; 2]>,
+    /// Piece vertex of each copy.
+    vertex_of: Vec<u32>,
+    handed_off: u32,
+}
+
+impl Prepared {
+    fn new(piece: &Piece, max_area: f64) -> Prepared {
+        let faces: Vec<[u32; 3]> = piece
+            .indices
+            .chunks_exact(3)
+            .map(|t| [t[0], t[1], t[2]])
+            .collect();
+        let charts = charts::segment(&piece.positions, &faces, MAX_CHART_ANGLE_DEG, max_area);
+        let flats: Vec<Flat> = charts
+            .into_par_iter()
+            .flat_map_iter(|chart| flatten(&piece.positions, &faces, chart, 0))
+            .collect();
+        let mut out = Prepared {
+            positions: Vec::new(),
+            indices: vec![0; piece.indices.len()],
+            uvs: Vec::new(),
+            vertex_of: Vec::new(),
+            handed_off: 0,
+        };
+        let mut copy_of = vec![u32::MAX; piece.positions.len()];
+        for (c, flat) in flats.iter().enumerate() {
+            let base = out.positions.len() as u32;
+            for (k, &v) in flat.verts.iter().enumerate() {
+                copy_of[v as usize] = base + k as u32;
+                out.positions.push(piece.positions[v as usize]);
+                out.vertex_of.push(v);
+                out.uvs.push(match &flat.uv {
+                    Some(uv) => uv[k].map(|x| x as f32),
+                    None => [c as f32, -1.0e6],
+                });
+            }
+            out.handed_off += flat.uv.is_none() as u32;
+            for &f in &flat.faces {
+                let t = faces[f as usize];
+                for j in 0..3 {
+                    out.indices[3 * f as usize + j] = copy_of[t[j] as usize];
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A chart flattened by our LSCM (`uv`) or left to the crate (`None`): its faces (piece face
+/// indices) and its vertices (piece numbering; `uv` follows this order).
+struct Flat {
+    faces: Vec<u32>,
+    verts: Vec<u32>,
+    uv: Option<Vec<[f64; 2]>>,
+}
+
+/// Halvings a chart may go through before what is left of it goes to the crate.
+const MAX_SPLIT_DEPTH: u32 = 6;
+
+/// LSCM of `chart`; a result that flips, distorts too much or overlaps itself is cut in two
+/// and each part flattened again (as uvunwrap does, but with a direct solve per part).
+fn flatten(positions: &[[f32; 3]], faces: &[[u32; 3]], chart: Vec<u32>, depth: u32) -> Vec<Flat> {
+    let mut verts = Vec::new();
+    let mut local = std::collections::HashMap::new();
+    let tris: Vec<[u32; 3]> = chart
+        .iter()
+        .map(|&f| {
+            faces[f as usize].map(|v| {
+                *local.entry(v).or_insert_with(|| {
+                    verts.push(v);
+                    (verts.len() - 1) as u32
+                })
+            })
+        })
+        .collect();
+    let pos: Vec<[f32; 3]> = verts.iter().map(|&v| positions[v as usize]).collect();
+    let uv = lscm::lscm(&pos, &tris)
+        .filter(|uv| keeps(&pos, &tris, uv) && !overlap::overlaps(&tris, uv));
+    if uv.is_none() && depth < MAX_SPLIT_DEPTH && chart.len() > 1 {
+        return overlap::split(&tris, &pos)
+            .into_iter()
+            .flat_map(|part| {
+                let part = part.iter().map(|&k| chart[k as usize]).collect();
+                flatten(positions, faces, part, depth + 1)
+            })
+            .collect();
+    }
+    vec![Flat {
+        faces: chart,
+        verts,
+        uv,
+    }]
+}
+
+/// Whether a chart's LSCM UVs are worth keeping: no triangle flipped against the chart's
+/// orientation and mean area distortion within [`MAX_MEAN_AREA_DISTORTION`].
+fn keeps(pos: &[[f32; 3]], tris: &[[u32; 3]], uv: &[[f64; 2]]) -> bool {
+    let signed = |t: &[u32; 3]| {
+        let [a, b, c] = t.map(|i| uv[i as usize]);
+        0.5 * ((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+    };
+    let uv_areas: Vec<f64> = tris.iter().map(signed).collect();
+    let areas: Vec<f64> = tris
+        .iter()
+        .map(|t| {
+            let [a, b, c] = t.map(|i| pos[i as usize]);
+            crate::geom::tri_area(a, b, c) as f64
+        })
+        .collect();
+    let (uv_total, total): (f64, f64) = (uv_areas.iter().sum(), areas.iter().sum());
+    if !(uv_total.abs() > 0.0) || !(total > 0.0) {
+        return false;
+    }
+    let sign = uv_total.signum();
+    if uv_areas
+        .iter()
+        .zip(&areas)
+        .any(|(&u, &a)| a > 0.0 && !(u * sign > 0.0))
+    {
+        return false;
+    }
+    let mean: f64 = uv_areas
+        .iter()
+        .zip(&areas)
+        .filter(|&(_, &a)| a > 0.0)
+        .map(|(&u, &a)| {
+            let r = (u * sign / uv_total.abs()) / (a / total);
+            a * r.max(1.0 / r)
+        })
+        .sum::<f64>()
+        / total;
+    mean <= MAX_MEAN_AREA_DISTORTION
 }
 
 /// One piece of a mesh, with its own compact vertex numbering.
