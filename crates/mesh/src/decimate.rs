@@ -156,7 +156,9 @@ fn simplify_in_pieces(
         .par_chunks(spatial::piece_len(n, piece_faces))
         .map(|faces| {
             let indices: Vec<u32> = faces.iter().flat_map(|&f| mesh.faces[f as usize]).collect();
-            let share = (faces.len() as f64 * target_faces as f64 / n as f64).ceil() as usize;
+            // Rounded down, so the pieces together stay within the target and the global
+            // pass only runs where a piece could not get down to its share.
+            let share = (faces.len() as f64 * target_faces as f64 / n as f64) as usize;
             // With its border locked, a piece can only meet a share that is small next to its
             // border by collapsing its interior far more than the global pass would: stop at a
             // multiple of the border and leave the rest to the global pass.

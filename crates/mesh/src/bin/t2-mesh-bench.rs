@@ -8,7 +8,8 @@
 //! side by side, plus how far the CUDA textures are from the CPU's.
 //!
 //! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]
-//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb] [--uv-ab]`
+//! [--device cpu|cuda|both] [--no-quality] [--out asset.glb] [--uv-ab]
+//! [--shape torus|sphere]`
 //!
 //! `--uv-ab` only compares the UV unwrap's flattenings (and pieces) on the decimated asset.
 
@@ -18,7 +19,7 @@ use t2_mesh::bvh::Bvh;
 use t2_mesh::decimate::{DECIMATE_PIECE_FACES, decimate, decimate_in_pieces};
 use t2_mesh::fdg::flexible_dual_grid_to_mesh;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
-use t2_mesh::synth::{Attributes, NoisyTorus, dual_grid, with_attributes};
+use t2_mesh::synth::{Attributes, NoisyTorus, Sdf, Sphere, dual_grid, with_attributes};
 use t2_mesh::{GlbParams, GlbReport, MeshWithVoxel, TextureFormat, TexturedMesh, to_glb_on};
 use t2_tensor::Device;
 
@@ -77,14 +78,24 @@ fn main() -> BoxResult<()> {
         rayon::current_num_threads()
     );
 
-    let shape = NoisyTorus {
+    // `--shape sphere`: t2-bench's benchmark surface (radius 0.4), twice the torus's area.
+    let torus = NoisyTorus {
         major: 0.25,
         minor: 0.1,
         amp: 0.006,
         freq: 60.0,
     };
+    let sphere = Sphere {
+        center: [0.0; 3],
+        radius: 0.4,
+    };
+    let shape: &dyn Sdf = match arg(&args, "--shape", "torus".to_string())?.as_str() {
+        "torus" => &torus,
+        "sphere" => &sphere,
+        s => return Err(format!("--shape {s}: want torus or sphere").into()),
+    };
     let t = Instant::now();
-    let grid = dual_grid(&shape, res)?;
+    let grid = dual_grid(shape, res)?;
     let t_synth = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mesh = flexible_dual_grid_to_mesh(
