@@ -13,7 +13,7 @@ use crate::error::MeshError;
 use crate::glb::{TextureFormat, write_glb};
 use crate::gpu::GpuBvh;
 use crate::holes::{DEFAULT_MAX_HOLE_PERIMETER, fill_holes};
-use crate::remesh::{RemeshParams, remesh_narrow_band_dc_on};
+use crate::remesh::{RemeshParams, remesh_narrow_band_dc_timed};
 use crate::topology::compact_vertices;
 use crate::types::{MeshWithVoxel, TexturedMesh, TriMesh};
 use crate::{bake, uv};
@@ -110,6 +110,8 @@ pub struct GlbReport {
     pub uv_handed_off: u32,
     /// Fraction of the texture covered by charts.
     pub atlas_utilization: f32,
+    /// Remesh phases and their wall seconds (see `remesh_narrow_band_dc_timed`).
+    pub remesh_phases: Vec<(&'static str, f64)>,
     pub covered_texels: usize,
 }
 
@@ -187,9 +189,11 @@ pub fn to_textured_mesh_on(
 
     let mut mesh = if p.remesh {
         let params = RemeshParams::for_grid(input.resolution, p.remesh_band, p.remesh_project);
+        let mut phases = Vec::new();
         let remeshed = r.time("remesh", || {
-            remesh_narrow_band_dc_on(&bvh, gpu.as_ref(), &params)
+            remesh_narrow_band_dc_timed(&bvh, gpu.as_ref(), &params, &mut phases)
         })?;
+        r.remesh_phases = phases;
         r.remeshed_faces = remeshed.faces.len();
         let (m, d) = r.time("decimate", || decimate(&remeshed, p.decimation_target))?;
         r.decimate = Some(d);

@@ -100,6 +100,22 @@ pub fn remesh_narrow_band_dc_on(
     gpu: Option<&GpuBvh>,
     params: &RemeshParams,
 ) -> Result<TriMesh, MeshError> {
+    remesh_narrow_band_dc_timed(bvh, gpu, params, &mut Vec::new())
+}
+
+/// [`remesh_narrow_band_dc_on`], appending each phase's wall seconds to `phases` (band search,
+/// corner UDF, dual contouring, quads, output), for the bench.
+pub fn remesh_narrow_band_dc_timed(
+    bvh: &Bvh,
+    gpu: Option<&GpuBvh>,
+    params: &RemeshParams,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> Result<TriMesh, MeshError> {
+    let mut clock = std::time::Instant::now();
+    let mut lap = |name: &'static str| {
+        phases.push((name, clock.elapsed().as_secs_f64()));
+        clock = std::time::Instant::now();
+    };
     let mut res = params.validate()?;
     let final_res = params.resolution;
     let eps = params.band * params.scale / final_res as f32;
@@ -162,6 +178,7 @@ pub fn remesh_narrow_band_dc_on(
     if coords.is_empty() {
         return Err(MeshError::Empty("remesh: no voxel in the narrow band"));
     }
+    lap("band");
 
     // 2. UDF − eps at every corner of a band voxel. Corners are within √3/2 cell of a band
     //    voxel's centre, so a search radius of eps + 1.75 cells always finds the exact distance.
@@ -213,6 +230,7 @@ pub fn remesh_narrow_band_dc_on(
             })
             .collect(),
     };
+    lap("corner UDF");
     let corner_hash = VoxelHash::cubic(&corners, final_res + 1);
 
     // 3. Simple dual contouring: mean of the edge crossings, and the sign of each voxel's three
@@ -272,6 +290,7 @@ pub fn remesh_narrow_band_dc_on(
         })
         .collect();
     drop(corner_hash);
+    lap("dual contouring");
 
     // 4. Quads around every sign-changing max-corner edge, voxel-major, axis-minor.
     let voxel_hash = VoxelHash::cubic(&coords, final_res);
@@ -292,6 +311,7 @@ pub fn remesh_narrow_band_dc_on(
         })
         .collect();
     drop(voxel_hash);
+    lap("quads");
 
     // 5. Keep the voxels quads use (in voxel order), map to world space.
     let mut remap = vec![u32::MAX; coords.len()];
@@ -329,6 +349,7 @@ pub fn remesh_narrow_band_dc_on(
             *v = std::array::from_fn(|a| v[a] - pb * (v[a] - target[a]));
         });
     }
+    lap("output");
     Ok(TriMesh { vertices, faces })
 }
 

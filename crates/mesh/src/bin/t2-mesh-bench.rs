@@ -314,7 +314,18 @@ fn print_steps(
     );
     for step in &report.steps {
         let note = match step.name {
-            "remesh" => format!("{} faces out", report.remeshed_faces),
+            "remesh" => {
+                let phases: Vec<String> = report
+                    .remesh_phases
+                    .iter()
+                    .map(|(name, secs)| format!("{name} {secs:.2}"))
+                    .collect();
+                format!(
+                    "{} faces out; {} s",
+                    report.remeshed_faces,
+                    phases.join(", ")
+                )
+            }
             "decimate" => report.decimate.map_or(String::new(), |d| {
                 format!(
                     "{} → {} faces, pass {:?}, rel. error {:.2e}",
