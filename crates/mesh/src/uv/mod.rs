@@ -2,7 +2,8 @@
 //! (`charts`) and direct LSCM solve (`lscm`) make and flatten the charts; the pure-Rust
 //! `uvunwrap` crate validates them (flips, overlaps), re-flattens any it rejects with its own
 //! LSCM/ARAP, and packs. The crate can do the whole job (`Flattening::Uvunwrap`), but its
-//! iterative LSCM + ARAP solves were ~60 % of the mesh stage on the H200 host. Seam vertices
+//! iterative LSCM + ARAP solves were most of its time (its CGLS: 61 % of a whole mesh-bench
+//! run's CPU samples; BENCHMARKS.md, "Mesh on the H200 host"). Seam vertices
 //! are duplicated; `xref` maps each output vertex back to its input vertex (the reference's
 //! `vmaps`) so normals can be carried over.
 
@@ -29,8 +30,8 @@ pub const CHART_PADDING: u32 = 2;
 /// Above this many faces charts are packed row by row (`Packing::Fast`), much faster than
 /// shape packing on thousands of charts at a small cost in atlas density.
 pub const FAST_PACKING_MIN_FACES: usize = 50_000;
-/// Largest chart as a fraction of the total surface area. Bounding chart size keeps each
-/// LSCM/ARAP solve small: on a 250k-face remeshed asset, 1e-3 unwraps in 7.5 s instead of
+/// Largest chart as a fraction of the total surface area: our charts' area budget, and the
+/// crate's when it segments. Bounding chart size keeps each LSCM/ARAP solve small: on a 250k-face remeshed asset, 1e-3 unwraps in 7.5 s instead of
 /// 65+ s for unbounded charts with the crate's iterative solver (its `direct-solver` feature,
 /// faer 0.22.6, is faster but panicked intermittently in its AMD ordering here, so it is off).
 pub const MAX_CHART_AREA_FRACTION: f32 = 1e-3;
@@ -61,7 +62,8 @@ pub struct UvMesh {
     /// the crate's segmentation (islands, with ours), flattening (validation and re-flattening,
     /// with ours), packing and output.
     pub stage_seconds: [f64; 5],
-    /// Charts our LSCM handed to the crate to flatten (flipped, too distorted or unsolvable).
+    /// Charts our LSCM handed to the crate to flatten (still flipped, too distorted,
+    /// overlapping or unsolvable after `MAX_SPLIT_DEPTH` halvings).
     pub handed_off_charts: u32,
 }
 
@@ -76,8 +78,8 @@ pub enum Flattening {
 
 /// Largest area-weighted mean of max(r, 1/r) over a chart's faces (r: a face's share of the
 /// chart's UV area over its share of its surface area) kept from our LSCM; above it the chart
-/// goes to the crate, whose ARAP evens texel density out. Bounded-area charts on a decoded
-/// surface are nearly flat and rarely come near it.
+/// is halved and each half solved again. Bounded-area charts on a decoded surface are nearly
+/// flat and rarely come near it (whole atlas: 1.004, BENCHMARKS.md).
 pub const MAX_MEAN_AREA_DISTORTION: f64 = 1.25;
 
 /// Unwraps `mesh` into one `texture_size²` atlas page.
