@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::error::{MeshError, check_faces, check_finite};
 use crate::spatial;
-use crate::topology::compact_vertices;
+use crate::topology::{compact_vertices, edge_groups, key_vertices, sorted_half_edges};
 use crate::types::TriMesh;
 
 /// Faces per piece of the parallel first pass. Meshes under two pieces skip it. Small enough
@@ -80,7 +80,6 @@ pub fn decimate_in_pieces(
         };
         return Ok((mesh.clone(), report));
     }
-    let indices: Vec<u32> = mesh.faces.iter().flatten().copied().collect();
     let vertices =
         VertexDataAdapter::new(meshopt::typed_to_bytes(&mesh.vertices), 12, 0).map_err(|e| {
             MeshError::InvalidParameter {
@@ -95,7 +94,7 @@ pub fn decimate_in_pieces(
     let (indices, mut error) = if input_faces / 2 >= piece_faces {
         simplify_in_pieces(mesh, &vertices, target_faces, piece_faces)
     } else {
-        (indices, 0.0)
+        (mesh.faces.iter().flatten().copied().collect(), 0.0)
     };
     // Error bound = the whole extent: the face count, not the error, is the stop rule.
     let mut run = |input: &[u32], options: SimplifyOptions| {
@@ -154,15 +153,16 @@ fn simplify_in_pieces(
     let order = spatial::morton_face_order(mesh);
     let pieces: Vec<(Vec<u32>, f32)> = order
         .par_chunks(spatial::piece_len(n, piece_faces))
-        .map(|faces| {
-            let indices: Vec<u32> = faces.iter().flat_map(|&f| mesh.faces[f as usize]).collect();
+        .map(|ids| {
+            let faces: Vec<[u32; 3]> = ids.iter().map(|&f| mesh.faces[f as usize]).collect();
+            let indices: Vec<u32> = faces.iter().flatten().copied().collect();
             // Rounded down, so the pieces together stay within the target and the global
             // pass only runs where a piece could not get down to its share.
             let share = (faces.len() as f64 * target_faces as f64 / n as f64) as usize;
             // With its border locked, a piece can only meet a share that is small next to its
             // border by collapsing its interior far more than the global pass would: stop at a
             // multiple of the border and leave the rest to the global pass.
-            let share = share.max(BORDER_FACTOR * border_vertices(&indices));
+            let share = share.max(BORDER_FACTOR * border_vertices(&faces));
             if share >= faces.len() {
                 // Nothing for this piece to do (meshoptimizer asserts the target is below
                 // the input).
@@ -189,20 +189,13 @@ fn simplify_in_pieces(
 /// Faces a piece keeps at least, per vertex of its border (see `simplify_in_pieces`).
 const BORDER_FACTOR: usize = 4;
 
-/// Vertices on edges that only one face of `indices` uses (a piece's cut and any holes).
-fn border_vertices(indices: &[u32]) -> usize {
-    let mut uses = std::collections::HashMap::with_capacity(indices.len());
-    for t in indices.chunks_exact(3) {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            *uses.entry(crate::topology::edge_key(a, b)).or_insert(0u8) += 1;
-        }
-    }
-    let mut ends: Vec<u32> = uses
-        .iter()
-        .filter(|&(_, &n)| n == 1)
-        .flat_map(|(&key, _)| {
-            let (a, b) = crate::topology::key_vertices(key);
+/// Vertices on edges that only one face of `faces` uses (a piece's cut and any holes).
+fn border_vertices(faces: &[[u32; 3]]) -> usize {
+    let hs = sorted_half_edges(faces);
+    let mut ends: Vec<u32> = edge_groups(&hs)
+        .filter(|g| g.len() == 1)
+        .flat_map(|g| {
+            let (a, b) = key_vertices(g[0].key);
             [a, b]
         })
         .collect();

@@ -6,6 +6,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::v3::{V3, cross, dot, len, scale, sub};
+use crate::topology::{edge_groups, sorted_half_edges};
+
 const NONE: u32 = u32::MAX;
 
 /// The charts of `faces`: each a list of face indices, every face in exactly one chart.
@@ -23,16 +26,10 @@ pub fn segment(
         .iter()
         .map(|f| {
             let [a, b, c] = f.map(|i| positions[i as usize].map(f64::from));
-            let e1 = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
-            let e2 = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
-            let n = [
-                e1[1] * e2[2] - e1[2] * e2[1],
-                e1[2] * e2[0] - e1[0] * e2[2],
-                e1[0] * e2[1] - e1[1] * e2[0],
-            ];
-            let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
+            let n = cross(sub(b, a), sub(c, a));
+            let l = len(n);
             if l > 0.0 {
-                ([n[0] / l, n[1] / l, n[2] / l], 0.5 * l)
+                (scale(n, 1.0 / l), 0.5 * l)
             } else {
                 ([0.0; 3], 0.0)
             }
@@ -40,7 +37,6 @@ pub fn segment(
         .unzip();
     let adjacency = face_adjacency(faces);
     let cos_max = (max_angle_deg as f64).to_radians().cos();
-    let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 
     let mut chart_of = vec![NONE; nf];
     let mut charts = Vec::new();
@@ -83,8 +79,7 @@ pub fn segment(
                 continue;
             }
             sum = std::array::from_fn(|k| sum[k] + n[k] * areas[fu]);
-            let l = dot(sum, sum).sqrt();
-            axis = sum.map(|x| x / l);
+            axis = scale(sum, 1.0 / len(sum));
             chart_of[fu] = c;
             members.push(f);
             area += areas[fu];
@@ -136,9 +131,9 @@ fn merge_small(
         }
         c
     }
-    let unit = |v: [f64; 3]| {
-        let l = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-        if l > 0.0 { v.map(|x| x / l) } else { [0.0; 3] }
+    let unit = |v: V3| {
+        let l = len(v);
+        if l > 0.0 { scale(v, 1.0 / l) } else { [0.0; 3] }
     };
     let mut small: Vec<u32> = (0..n as u32)
         .filter(|&c| area[c as usize] > 0.0 && area[c as usize] < SMALL_CHART_FRACTION * max_area)
@@ -167,8 +162,7 @@ fn merge_small(
             .chunk_by(|a, b| a.0 == b.0)
             .map(|run| (run.len(), run[0].0))
             .filter(|&(_, d)| {
-                let other = unit(sum[d as usize]);
-                axis[0] * other[0] + axis[1] * other[1] + axis[2] * other[2] >= cos_max
+                dot(axis, unit(sum[d as usize])) >= cos_max
                     && area[d as usize] + area[c as usize] <= MERGED_AREA_LIMIT * max_area
             })
             .max();
@@ -195,21 +189,14 @@ fn merge_small(
 
 /// For each face, the face across each of its edges when exactly two faces share that edge.
 fn face_adjacency(faces: &[[u32; 3]]) -> Vec<[u32; 3]> {
-    let mut edges: Vec<(u64, u32, u8)> = Vec::with_capacity(faces.len() * 3);
-    for (f, t) in faces.iter().enumerate() {
-        for k in 0..3 {
-            let key = crate::topology::edge_key(t[k], t[(k + 1) % 3]);
-            edges.push((key, f as u32, k as u8));
-        }
-    }
-    edges.sort_unstable();
+    let hs = sorted_half_edges(faces);
     let mut adj = vec![[NONE; 3]; faces.len()];
-    for run in edges.chunk_by(|a, b| a.0 == b.0) {
-        if let [(_, f, k), (_, g, l)] = run
-            && f != g
+    for g in edge_groups(&hs) {
+        if let [a, b] = g
+            && a.face != b.face
         {
-            adj[*f as usize][*k as usize] = *g;
-            adj[*g as usize][*l as usize] = *f;
+            adj[a.face as usize][a.corner as usize] = b.face;
+            adj[b.face as usize][b.corner as usize] = a.face;
         }
     }
     adj

@@ -6,31 +6,11 @@
 
 use std::collections::VecDeque;
 
+use super::v3::{V3, cross, dot, len, scale, sub};
+
 /// Largest envelope (stored lower-triangle entries) solved here; above it the chart is left to
 /// the fallback flattener. ~2 M doubles = 16 MB, far above any bounded-area chart.
 const MAX_ENVELOPE: usize = 2_000_000;
-
-type V3 = [f64; 3];
-
-fn sub(a: V3, b: V3) -> V3 {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-fn dot(a: V3, b: V3) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-fn cross(a: V3, b: V3) -> V3 {
-    [
-        a[1] * b[2] - a[2] * b[1],
-        a[2] * b[0] - a[0] * b[2],
-        a[0] * b[1] - a[1] * b[0],
-    ]
-}
-fn scale(a: V3, s: f64) -> V3 {
-    [a[0] * s, a[1] * s, a[2] * s]
-}
-fn len(a: V3) -> f64 {
-    dot(a, a).sqrt()
-}
 
 /// Conformal UVs of a chart (`positions` and `faces` in the chart's own vertex numbering), with
 /// the two extreme vertices of its planar projection pinned there. `None` when the chart can't
@@ -296,6 +276,8 @@ fn solve_envelope(env: &[f64], first: &[usize], offset: &[usize], b: &mut [f64])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::uv::grid_faces;
+    use crate::uv::v3::signed_area;
 
     #[test]
     fn envelope_cholesky_solves_a_banded_system() {
@@ -344,14 +326,7 @@ mod tests {
         let positions: Vec<[f32; 3]> = (0..=h)
             .flat_map(|y| (0..=w).map(move |x| tilt(x as f32 * 0.1, y as f32 * 0.13)))
             .collect();
-        let faces: Vec<[u32; 3]> = (0..h)
-            .flat_map(|y| {
-                (0..w).flat_map(move |x| {
-                    let v = |dx, dy| (y + dy) * (w + 1) + x + dx;
-                    [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
-                })
-            })
-            .collect();
+        let faces = grid_faces(w, h);
         let uv = lscm(&positions, &faces).unwrap();
         let area3 = |f: &[u32; 3]| {
             let [a, b, c] = f.map(|i| positions[i as usize].map(f64::from));
@@ -359,7 +334,7 @@ mod tests {
         };
         let area2 = |f: &[u32; 3]| {
             let [a, b, c] = f.map(|i| uv[i as usize]);
-            0.5 * ((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+            signed_area(a, b, c)
         };
         let k = area2(&faces[0]) / area3(&faces[0]);
         assert!(k > 0.0, "flipped");
@@ -381,20 +356,13 @@ mod tests {
                 })
             })
             .collect();
-        let faces: Vec<[u32; 3]> = (0..nv)
-            .flat_map(|j| {
-                (0..nu).flat_map(move |i| {
-                    let v = |di, dj| (j + dj) * (nu + 1) + i + di;
-                    [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
-                })
-            })
-            .collect();
+        let faces = grid_faces(nu, nv);
         let uv = lscm(&positions, &faces).unwrap();
         let signs: Vec<bool> = faces
             .iter()
             .map(|f| {
                 let [a, b, c] = f.map(|i| uv[i as usize]);
-                (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) > 0.0
+                signed_area(a, b, c) > 0.0
             })
             .collect();
         assert!(signs.iter().all(|&s| s) || signs.iter().all(|&s| !s));

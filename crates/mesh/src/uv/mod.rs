@@ -10,6 +10,7 @@
 mod charts;
 mod lscm;
 mod overlap;
+mod v3;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -338,11 +339,13 @@ fn flatten(positions: &[[f32; 3]], faces: &[[u32; 3]], chart: Vec<u32>, depth: u
 /// Whether a chart's LSCM UVs are worth keeping: no triangle flipped against the chart's
 /// orientation and mean area distortion within [`MAX_MEAN_AREA_DISTORTION`].
 fn keeps(pos: &[[f32; 3]], tris: &[[u32; 3]], uv: &[[f64; 2]]) -> bool {
-    let signed = |t: &[u32; 3]| {
-        let [a, b, c] = t.map(|i| uv[i as usize]);
-        0.5 * ((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
-    };
-    let uv_areas: Vec<f64> = tris.iter().map(signed).collect();
+    let uv_areas: Vec<f64> = tris
+        .iter()
+        .map(|t| {
+            let [a, b, c] = t.map(|i| uv[i as usize]);
+            v3::signed_area(a, b, c)
+        })
+        .collect();
     let areas: Vec<f64> = tris
         .iter()
         .map(|t| {
@@ -422,6 +425,20 @@ fn split_into_pieces(mesh: &TriMesh, piece_faces: usize) -> Vec<Piece> {
         .collect()
 }
 
+/// A `w` × `h` grid of quads, two triangles each, over `(w + 1) × (h + 1)` vertices numbered
+/// row by row (tests).
+#[cfg(test)]
+fn grid_faces(w: u32, h: u32) -> Vec<[u32; 3]> {
+    (0..h)
+        .flat_map(|y| {
+            (0..w).flat_map(move |x| {
+                let v = |dx, dy| (y + dy) * (w + 1) + x + dx;
+                [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,15 +450,10 @@ mod tests {
         let vertices = (0..=h)
             .flat_map(|y| (0..=w).map(move |x| [x as f32, y as f32, 0.0]))
             .collect();
-        let faces = (0..h)
-            .flat_map(|y| {
-                (0..w).flat_map(move |x| {
-                    let v = |dx, dy| (y + dy) * (w + 1) + x + dx;
-                    [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
-                })
-            })
-            .collect();
-        let m = TriMesh { vertices, faces };
+        let m = TriMesh {
+            vertices,
+            faces: grid_faces(w, h),
+        };
         let pieces = split_into_pieces(&m, 500);
         assert_eq!(pieces.len(), m.faces.len().div_ceil(500));
         let mut seen = vec![0u8; m.faces.len()];

@@ -3,9 +3,7 @@
 //! more than once or its boundary crosses itself in UV space, so those are what is tested. uvunwrap still validates every chart it is given
 //! (all triangle pairs); this test only has to catch overlaps before they reach its slow path.
 
-use std::collections::HashMap;
-
-use crate::topology::edge_key;
+use crate::topology::{edge_groups, half_edge_ends, sorted_half_edges};
 
 /// Whether a flip-free chart layout overlaps itself: a vertex whose triangles wrap more than
 /// once around it in UV (angle sum over 2π: two of its triangles overlap there; at boundary
@@ -33,19 +31,14 @@ fn wraps_a_vertex(tris: &[[u32; 3]], uv: &[[f64; 2]]) -> bool {
 /// Whether two boundary edges (edges used by one triangle of `tris`) cross in `uv`. Edges
 /// that share a vertex are not compared; touching at a point is not a crossing.
 fn boundary_crosses(tris: &[[u32; 3]], uv: &[[f64; 2]]) -> bool {
-    let mut uses: HashMap<u64, (u32, u32, u8)> = HashMap::with_capacity(tris.len() * 2);
-    for t in tris {
-        for k in 0..3 {
-            let (a, b) = (t[k], t[(k + 1) % 3]);
-            uses.entry(edge_key(a, b)).or_insert((a, b, 0)).2 += 1;
-        }
-    }
-    let mut edges: Vec<[u32; 2]> = uses
-        .values()
-        .filter(|e| e.2 == 1)
-        .map(|e| [e.0, e.1])
+    let hs = sorted_half_edges(tris);
+    let edges: Vec<[u32; 2]> = edge_groups(&hs)
+        .filter(|g| g.len() == 1)
+        .map(|g| {
+            let (a, b) = half_edge_ends(tris, &g[0]);
+            [a, b]
+        })
         .collect();
-    edges.sort_unstable();
     if edges.len() < 4 {
         return false;
     }
@@ -135,76 +128,33 @@ pub fn split(tris: &[[u32; 3]], pos: &[[f32; 3]]) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// The edge-connected components of the faces `subset` of `tris`.
+/// The edge-connected components of the faces `subset` of `tris`, each in subset order.
 fn components(tris: &[[u32; 3]], subset: &[u32]) -> Vec<Vec<u32>> {
-    let mut by_edge: HashMap<u64, usize> = HashMap::with_capacity(subset.len() * 2);
-    let mut parent: Vec<usize> = (0..subset.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
+    let faces: Vec<[u32; 3]> = subset.iter().map(|&f| tris[f as usize]).collect();
+    let (count, comp) = crate::cleanup::face_components(&faces);
+    let mut out = vec![Vec::new(); count];
+    for (&f, &c) in subset.iter().zip(&comp) {
+        out[c as usize].push(f);
     }
-    for (i, &f) in subset.iter().enumerate() {
-        let t = tris[f as usize];
-        for k in 0..3 {
-            let key = edge_key(t[k], t[(k + 1) % 3]);
-            match by_edge.get(&key) {
-                Some(&j) => {
-                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                    parent[a.max(b)] = a.min(b);
-                }
-                None => {
-                    by_edge.insert(key, i);
-                }
-            }
-        }
-    }
-    let mut groups: HashMap<usize, Vec<u32>> = HashMap::new();
-    let mut roots = Vec::new();
-    for (i, &f) in subset.iter().enumerate() {
-        let r = root(&mut parent, i);
-        groups
-            .entry(r)
-            .or_insert_with(|| {
-                roots.push(r);
-                Vec::new()
-            })
-            .push(f);
-    }
-    roots
-        .into_iter()
-        .map(|r| groups.remove(&r).unwrap_or_default())
-        .collect()
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn square_grid(n: u32) -> Vec<[u32; 3]> {
-        (0..n)
-            .flat_map(|y| {
-                (0..n).flat_map(move |x| {
-                    let v = |dx, dy| (y + dy) * (n + 1) + x + dx;
-                    [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
-                })
-            })
-            .collect()
-    }
+    use crate::uv::grid_faces;
 
     #[test]
     fn a_flat_layout_does_not_cross_and_a_wound_one_does() {
         let n = 6u32;
-        let tris = square_grid(n);
+        let tris = grid_faces(n, n);
         let flat: Vec<[f64; 2]> = (0..=n)
             .flat_map(|y| (0..=n).map(move |x| [x as f64, y as f64]))
             .collect();
         assert!(!overlaps(&tris, &flat));
         // A strip one cell wide wound 1.5 turns with a slowly growing radius: no triangle
         // flips, but the second lap runs across the first lap's end.
-        let (len, strip) = (90u32, strip(90));
+        let (len, strip) = (90u32, grid_faces(90, 1));
         let wound: Vec<[f64; 2]> = (0..=1u32)
             .flat_map(|y| {
                 (0..=len).map(move |x| {
@@ -235,19 +185,9 @@ mod tests {
         assert!(!overlaps(&fan[..k as usize * 3 / 4], &uv));
     }
 
-    /// `len` × 1 cells.
-    fn strip(len: u32) -> Vec<[u32; 3]> {
-        (0..len)
-            .flat_map(|x| {
-                let v = |dx, dy| dy * (len + 1) + x + dx;
-                [[v(0, 0), v(1, 0), v(1, 1)], [v(0, 0), v(1, 1), v(0, 1)]]
-            })
-            .collect()
-    }
-
     #[test]
     fn split_halves_cover_the_chart() {
-        let tris = square_grid(5);
+        let tris = grid_faces(5, 5);
         let pos: Vec<[f32; 3]> = (0..=5u32)
             .flat_map(|y| (0..=5u32).map(move |x| [x as f32, y as f32 * 0.5, 0.0]))
             .collect();
