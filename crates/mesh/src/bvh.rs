@@ -217,18 +217,105 @@ fn bounds(items: &[(u32, [f32; 3])], boxes: &[Aabb]) -> Aabb {
     (lo, hi)
 }
 
-/// Builds the subtree over `items` (which start at `base` in the final order), returning its
-/// nodes with the root first and child links relative to each node.
+/// Builds the tree over `items` (which start at `base` in the final order): nodes with the root
+/// first, each left child right after its parent and child links relative to each node.
 fn build(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Vec<Node> {
+    let part = build_part(items, base, boxes);
+    let mut nodes = Vec::with_capacity(part.len());
+    part.flatten_into(&mut nodes);
+    nodes
+}
+
+/// A subtree built in parallel: serial subtrees are built straight into their own node list,
+/// and the parallel levels above them are kept as a small tree, flattened once at the end
+/// (concatenating child lists at every level copied each node once per level above it).
+enum Part {
+    Serial(Vec<Node>),
+    Split {
+        min: [f32; 3],
+        max: [f32; 3],
+        sides: Box<(Part, Part)>,
+        len: usize,
+    },
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        match self {
+            Part::Serial(nodes) => nodes.len(),
+            Part::Split { len, .. } => *len,
+        }
+    }
+
+    fn flatten_into(self, nodes: &mut Vec<Node>) {
+        match self {
+            Part::Serial(mut own) => nodes.append(&mut own),
+            Part::Split {
+                min, max, sides, ..
+            } => {
+                let (left, right) = *sides;
+                nodes.push(Node {
+                    min,
+                    max,
+                    index: (1 + left.len()) as u32,
+                    count: 0,
+                });
+                left.flatten_into(nodes);
+                right.flatten_into(nodes);
+            }
+        }
+    }
+}
+
+fn build_part(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Part {
+    if items.len() < PARALLEL_BUILD_MIN {
+        let mut nodes = Vec::with_capacity(items.len());
+        build_serial(items, base, boxes, &mut nodes);
+        return Part::Serial(nodes);
+    }
     let (min, max) = bounds(items, boxes);
+    let mid = split(items, boxes);
+    let (left, right) = items.split_at_mut(mid);
+    let (l, r) = rayon::join(
+        || build_part(left, base, boxes),
+        || build_part(right, base + mid, boxes),
+    );
+    Part::Split {
+        min,
+        max,
+        len: 1 + l.len() + r.len(),
+        sides: Box::new((l, r)),
+    }
+}
+
+/// Appends the subtree over `items` to `nodes` (root first).
+fn build_serial(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb], nodes: &mut Vec<Node>) {
+    let (min, max) = bounds(items, boxes);
+    let root = nodes.len();
     if items.len() <= LEAF_SIZE {
-        return vec![Node {
+        nodes.push(Node {
             min,
             max,
             index: base as u32,
             count: items.len() as u32,
-        }];
+        });
+        return;
     }
+    nodes.push(Node {
+        min,
+        max,
+        index: 0,
+        count: 0,
+    });
+    let mid = split(items, boxes);
+    let (left, right) = items.split_at_mut(mid);
+    build_serial(left, base, boxes, nodes);
+    nodes[root].index = (nodes.len() - root) as u32;
+    build_serial(right, base + mid, boxes, nodes);
+}
+
+/// Partitions an internal node's `items` in place and returns the split index.
+fn split(items: &mut [(u32, [f32; 3])], boxes: &[Aabb]) -> usize {
     let mut cmin = [f32::INFINITY; 3];
     let mut cmax = [f32::NEG_INFINITY; 3];
     for (_, c) in items.iter() {
@@ -244,7 +331,7 @@ fn build(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Vec<Node
     } else {
         None
     };
-    let mid = sah.unwrap_or_else(|| {
+    sah.unwrap_or_else(|| {
         // Median on the widest axis (also when no SAH plane separates, e.g. equal centroids).
         let axis = (0..3)
             .max_by(|&a, &b| (cmax[a] - cmin[a]).total_cmp(&(cmax[b] - cmin[b])))
@@ -252,26 +339,7 @@ fn build(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Vec<Node
         let mid = items.len() / 2;
         items.select_nth_unstable_by(mid, |x, y| x.1[axis].total_cmp(&y.1[axis]));
         mid
-    });
-    let (left, right) = items.split_at_mut(mid);
-    let (ln, rn) = if left.len() + right.len() >= PARALLEL_BUILD_MIN {
-        rayon::join(
-            || build(left, base, boxes),
-            || build(right, base + mid, boxes),
-        )
-    } else {
-        (build(left, base, boxes), build(right, base + mid, boxes))
-    };
-    let mut nodes = Vec::with_capacity(1 + ln.len() + rn.len());
-    nodes.push(Node {
-        min,
-        max,
-        index: (1 + ln.len()) as u32,
-        count: 0,
-    });
-    nodes.extend(ln);
-    nodes.extend(rn);
-    nodes
+    })
 }
 
 /// Nodes above this many triangles use a median split instead of SAH.

@@ -3,11 +3,11 @@
 //! fan of triangles to it. Each fan triangle takes the reverse direction of the boundary edge in
 //! its face, so it continues that face's winding.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{MeshError, check_faces};
 use crate::geom::{add, dist, scale};
-use crate::topology::{edge_groups, half_edge_ends, sorted_half_edges};
+use crate::topology::boundary_edges;
 use crate::types::TriMesh;
 
 /// The reference's threshold in `decode_latent` and `to_glb` (world units, AABB of size 1).
@@ -17,14 +17,13 @@ pub const DEFAULT_MAX_HOLE_PERIMETER: f32 = 3e-2;
 /// boundary edges; tangled boundaries are left open, as filling them would create
 /// non-manifold fans).
 pub fn boundary_loops(faces: &[[u32; 3]]) -> Vec<Vec<u32>> {
-    let hs = sorted_half_edges(faces);
-    // Each boundary edge as its directed (a, b) in its face.
-    let boundary: Vec<(u32, u32)> = edge_groups(&hs)
-        .filter(|g| g.len() == 1)
-        .map(|g| half_edge_ends(faces, &g[0]))
-        .collect();
+    boundary_loops_of(&boundary_edges(faces))
+}
+
+/// [`boundary_loops`] from the mesh's boundary edges (as [`boundary_edges`] gives them).
+fn boundary_loops_of(boundary: &[(u32, u32)]) -> Vec<Vec<u32>> {
     let mut adj: HashMap<u32, Vec<u32>> = HashMap::new();
-    for &(a, b) in &boundary {
+    for &(a, b) in boundary {
         adj.entry(a).or_default().push(b);
         adj.entry(b).or_default().push(a);
     }
@@ -69,16 +68,13 @@ pub fn fill_holes(mesh: &mut TriMesh, max_perimeter: f32) -> Result<usize, MeshE
         });
     }
     check_faces(&mesh.faces, mesh.vertices.len())?;
-    let loops = boundary_loops(&mesh.faces);
+    // Directed boundary edges as they appear in their faces, to orient the fans.
+    let boundary = boundary_edges(&mesh.faces);
+    let loops = boundary_loops_of(&boundary);
     if loops.is_empty() {
         return Ok(0);
     }
-    // Directed boundary edges as they appear in their faces, to orient the fans.
-    let hs = sorted_half_edges(&mesh.faces);
-    let directed: HashMap<(u32, u32), ()> = edge_groups(&hs)
-        .filter(|g| g.len() == 1)
-        .map(|g| (half_edge_ends(&mesh.faces, &g[0]), ()))
-        .collect();
+    let directed: HashSet<(u32, u32)> = boundary.into_iter().collect();
     let mut filled = 0;
     for l in loops {
         let pts: Vec<[f32; 3]> = l.iter().map(|&v| mesh.vertices[v as usize]).collect();
@@ -97,7 +93,7 @@ pub fn fill_holes(mesh: &mut TriMesh, max_perimeter: f32) -> Result<usize, MeshE
         for i in 0..l.len() {
             let (a, b) = (l[i], l[(i + 1) % l.len()]);
             // The face has a→b: the fan triangle runs b→a.
-            let tri = if directed.contains_key(&(a, b)) {
+            let tri = if directed.contains(&(a, b)) {
                 [b, a, c]
             } else {
                 [a, b, c]

@@ -6,6 +6,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod bake;
+mod brick_grid;
 pub mod bvh;
 pub mod cleanup;
 pub mod decimate;

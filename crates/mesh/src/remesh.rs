@@ -7,7 +7,12 @@
 //! edges has `|f(centre)| ≤ √3/2 · cell < 0.87 · cell` and survives every refinement level; hence
 //! all 4 voxels around every sign-changing edge exist and no quad is dropped.
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+
 use rayon::prelude::*;
+
+use crate::brick_grid::{BRICK_CELLS, BrickGrid};
 
 use crate::bvh::Bvh;
 use crate::error::MeshError;
@@ -15,7 +20,6 @@ use crate::fdg::EDGE_NEIGHBOURS;
 use crate::geom::{cross, dot, sub};
 use crate::gpu::{GpuBvh, GridFrame};
 use crate::types::TriMesh;
-use crate::voxel_hash::VoxelHash;
 
 /// The coarsest grid the band search starts from (the reference's 32³).
 const BASE_RESOLUTION_MAX: u32 = 32;
@@ -182,33 +186,23 @@ pub fn remesh_narrow_band_dc_timed(
 
     // 2. UDF − eps at every corner of a band voxel. Corners are within √3/2 cell of a band
     //    voxel's centre, so a search radius of eps + 1.75 cells always finds the exact distance.
-    let n1 = final_res as u64 + 1;
-    let mut corner_keys: Vec<u64> = coords
-        .par_iter()
-        .flat_map_iter(|c| {
-            (0..8).map(move |k| {
-                let (x, y, z) = (
-                    c[0] as u64 + (k & 1),
-                    c[1] as u64 + ((k >> 1) & 1),
-                    c[2] as u64 + (k >> 2),
-                );
-                (x * n1 + y) * n1 + z
-            })
-        })
+    //    Corner values and voxel rows live in 4³ bricks of the (res + 1)³ corner grid (a voxel
+    //    shares its brick slot with its min corner).
+    let grid = BrickGrid::covering(
+        coords.par_iter().flat_map_iter(|&c| cube_corners(c)),
+        final_res + 1,
+    );
+    let needed: Vec<AtomicBool> = (0..grid.slots()).map(|_| AtomicBool::new(false)).collect();
+    coords.par_iter().for_each(|&c| {
+        for corner in cube_corners(c) {
+            needed[grid.slot(corner).expect("corner brick present")].store(true, Relaxed);
+        }
+    });
+    let needed_slots: Vec<usize> = (0..grid.slots())
+        .into_par_iter()
+        .filter(|&s| needed[s].load(Relaxed))
         .collect();
-    corner_keys.par_sort_unstable();
-    corner_keys.dedup();
-    let corners: Vec<[i32; 3]> = corner_keys
-        .par_iter()
-        .map(|&k| {
-            [
-                (k / (n1 * n1)) as i32,
-                ((k / n1) % n1) as i32,
-                (k % n1) as i32,
-            ]
-        })
-        .collect();
-    drop(corner_keys);
+    let corners: Vec<[i32; 3]> = needed_slots.par_iter().map(|&s| grid.cell(s)).collect();
     let cell = params.scale / final_res as f32;
     let corner_reach = eps + 1.75 * cell;
     let values: Vec<f32> = match gpu {
@@ -230,20 +224,32 @@ pub fn remesh_narrow_band_dc_timed(
             })
             .collect(),
     };
+    drop(corners);
+    // Values by slot: each brick finds its run of the (sorted) needed slots.
+    let mut corner_value = vec![f32::NAN; grid.slots()];
+    corner_value
+        .par_chunks_mut(BRICK_CELLS)
+        .enumerate()
+        .for_each(|(b, brick)| {
+            let first = b * BRICK_CELLS;
+            let lo = needed_slots.partition_point(|&s| s < first);
+            let hi = needed_slots.partition_point(|&s| s < first + BRICK_CELLS);
+            for (s, v) in needed_slots[lo..hi].iter().zip(&values[lo..hi]) {
+                brick[s - first] = *v;
+            }
+        });
+    drop((needed_slots, values));
     lap("corner UDF");
-    let corner_hash = VoxelHash::cubic(&corners, final_res + 1);
 
     // 3. Simple dual contouring: mean of the edge crossings, and the sign of each voxel's three
     //    max-corner edges (+1: inside → outside along the axis, −1: the reverse).
     let dc: Vec<([f32; 3], [i8; 3])> = coords
         .par_iter()
-        .map(|c| {
-            let val = |dx: i32, dy: i32, dz: i32| -> f32 {
-                let i = corner_hash
-                    .get([c[0] + dx, c[1] + dy, c[2] + dz])
-                    .expect("corner present");
-                values[i as usize]
-            };
+        .map(|&c| {
+            // Corner k at offset (k & 1, k >> 1 & 1, k >> 2).
+            let corner =
+                cube_corners(c).map(|p| corner_value[grid.slot(p).expect("corner brick present")]);
+            let val = |o: [i32; 3]| corner[(o[0] | (o[1] << 1) | (o[2] << 2)) as usize];
             let mut sum = [0.0f32; 3];
             let mut count = 0u32;
             let mut dirs = [0i8; 3];
@@ -254,9 +260,9 @@ pub fn remesh_narrow_band_dc_timed(
                         let mut o = [0i32; 3];
                         o[a1] = u;
                         o[a2] = v;
-                        let v1 = val(o[0], o[1], o[2]);
+                        let v1 = val(o);
                         o[axis] = 1;
-                        let v2 = val(o[0], o[1], o[2]);
+                        let v2 = val(o);
                         let crossing = (v1 < 0.0 && v2 >= 0.0) || (v1 >= 0.0 && v2 < 0.0);
                         if crossing {
                             let t = -v1 / (v2 - v1);
@@ -289,44 +295,58 @@ pub fn remesh_narrow_band_dc_timed(
             (dual, dirs)
         })
         .collect();
-    drop(corner_hash);
+    drop(corner_value);
     lap("dual contouring");
 
     // 4. Quads around every sign-changing max-corner edge, voxel-major, axis-minor.
-    let voxel_hash = VoxelHash::cubic(&coords, final_res);
+    let voxel_row: Vec<AtomicU32> = (0..grid.slots())
+        .map(|_| AtomicU32::new(u32::MAX))
+        .collect();
+    coords.par_iter().enumerate().for_each(|(i, &c)| {
+        voxel_row[grid.slot(c).expect("voxel brick present")].store(i as u32, Relaxed);
+    });
+    let row = |c: [i32; 3]| -> Option<u32> {
+        let r = voxel_row[grid.slot(c)?].load(Relaxed);
+        (r != u32::MAX).then_some(r)
+    };
     let quads: Vec<([u32; 4], i8)> = (0..coords.len())
         .into_par_iter()
         .flat_map_iter(|i| {
-            let c = coords[i];
-            let (dirs, hash) = (dc[i].1, &voxel_hash);
+            let (c, dirs) = (coords[i], dc[i].1);
             (0..3)
                 .filter(move |&a| dirs[a] != 0)
                 .filter_map(move |axis| {
                     let mut q = [0u32; 4];
                     for (k, off) in EDGE_NEIGHBOURS[axis].iter().enumerate() {
-                        q[k] = hash.get([c[0] + off[0], c[1] + off[1], c[2] + off[2]])?;
+                        q[k] = row([c[0] + off[0], c[1] + off[1], c[2] + off[2]])?;
                     }
                     Some((q, dirs[axis]))
                 })
         })
         .collect();
-    drop(voxel_hash);
+    drop((voxel_row, grid));
     lap("quads");
 
     // 5. Keep the voxels quads use (in voxel order), map to world space.
-    let mut remap = vec![u32::MAX; coords.len()];
-    for (q, _) in &quads {
+    let used: Vec<AtomicBool> = (0..coords.len()).map(|_| AtomicBool::new(false)).collect();
+    quads.par_iter().for_each(|(q, _)| {
         for &v in q {
-            remap[v as usize] = 0;
+            used[v as usize].store(true, Relaxed);
+        }
+    });
+    let mut remap = vec![u32::MAX; coords.len()];
+    let mut kept = 0u32;
+    for (r, u) in remap.iter_mut().zip(&used) {
+        if u.load(Relaxed) {
+            *r = kept;
+            kept += 1;
         }
     }
-    let mut vertices = Vec::new();
-    for (i, r) in remap.iter_mut().enumerate() {
-        if *r == 0 {
-            *r = vertices.len() as u32;
-            vertices.push(to_world(dc[i].0, final_res));
-        }
-    }
+    let mut vertices: Vec<[f32; 3]> = (0..coords.len())
+        .into_par_iter()
+        .filter(|&i| remap[i] != u32::MAX)
+        .map(|i| to_world(dc[i].0, final_res))
+        .collect();
     let faces: Vec<[u32; 3]> = quads
         .par_iter()
         .flat_map_iter(|(q, dir)| {
@@ -351,6 +371,14 @@ pub fn remesh_narrow_band_dc_timed(
     }
     lap("output");
     Ok(TriMesh { vertices, faces })
+}
+
+/// The 8 corners of voxel `c`, corner k at offset `(k & 1, k >> 1 & 1, k >> 2)`.
+fn cube_corners(c: [i32; 3]) -> [[i32; 3]; 8] {
+    std::array::from_fn(|k| {
+        let k = k as i32;
+        [c[0] + (k & 1), c[1] + ((k >> 1) & 1), c[2] + (k >> 2)]
+    })
 }
 
 /// Splits an oriented quad as the reference does. Its "flatter diagonal" test builds both

@@ -1,6 +1,9 @@
 //! Edge-level connectivity shared by hole filling, cleanup and the watertightness checks:
 //! every face corner's edge, sorted by its undirected key so equal edges are adjacent.
 
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::Relaxed;
+
 use rayon::prelude::*;
 
 /// One face's edge `corner → corner+1`.
@@ -53,6 +56,61 @@ pub fn edge_groups(hs: &[HalfEdge]) -> impl Iterator<Item = &[HalfEdge]> {
     hs.chunk_by(|a, b| a.key == b.key)
 }
 
+/// The directed edges `(a, b)`, as their faces run, of every undirected edge exactly one face
+/// uses, ordered by undirected key: the size-one groups of [`edge_groups`], without sorting all
+/// 3F half-edges. Each vertex lists the targets of its outgoing half-edges; a half-edge a→b is
+/// alone when neither a's list (other copies of a→b) nor b's (b→a) has another use of it.
+pub fn boundary_edges(faces: &[[u32; 3]]) -> Vec<(u32, u32)> {
+    let vertex_count = faces
+        .par_iter()
+        .map(|f| f.iter().max().map_or(0, |&m| m as usize + 1))
+        .max()
+        .unwrap_or(0);
+    let degree: Vec<AtomicU32> = (0..vertex_count).map(|_| AtomicU32::new(0)).collect();
+    faces.par_iter().for_each(|f| {
+        for &v in f {
+            degree[v as usize].fetch_add(1, Relaxed);
+        }
+    });
+    let mut first = Vec::with_capacity(vertex_count + 1);
+    let mut total = 0u32;
+    first.push(0);
+    for d in &degree {
+        total += d.load(Relaxed);
+        first.push(total);
+    }
+    // Reuse the counters as fill cursors; the order inside a list does not matter (only counts).
+    degree
+        .par_iter()
+        .zip(&first[..vertex_count])
+        .for_each(|(d, &f)| d.store(f, Relaxed));
+    let targets: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
+    let ends = |f: &[u32; 3], c: usize| (f[c], f[(c + 1) % 3]);
+    faces.par_iter().for_each(|f| {
+        for c in 0..3 {
+            let (a, b) = ends(f, c);
+            targets[degree[a as usize].fetch_add(1, Relaxed) as usize].store(b, Relaxed);
+        }
+    });
+    let uses = |from: u32, to: u32| {
+        let (lo, hi) = (
+            first[from as usize] as usize,
+            first[from as usize + 1] as usize,
+        );
+        targets[lo..hi]
+            .iter()
+            .filter(|t| t.load(Relaxed) == to)
+            .count()
+    };
+    let mut boundary: Vec<(u32, u32)> = faces
+        .par_iter()
+        .flat_map_iter(|f| (0..3).map(move |c| ends(f, c)))
+        .filter(|&(a, b)| uses(a, b) + uses(b, a) == 1)
+        .collect();
+    boundary.par_sort_unstable_by_key(|&(a, b)| edge_key(a, b));
+    boundary
+}
+
 /// Counts: (boundary edges with 1 face, manifold edges with 2, non-manifold with more).
 pub fn edge_stats(faces: &[[u32; 3]]) -> (usize, usize, usize) {
     let hs = sorted_half_edges(faces);
@@ -98,4 +156,46 @@ pub fn compact_vertices(vertices: &mut Vec<[f32; 3]>, faces: &mut [[u32; 3]]) ->
     }
     *vertices = kept.iter().map(|&i| vertices[i as usize]).collect();
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size-one edge groups of the sorted half-edges, directed as in their faces.
+    fn boundary_by_sorting(faces: &[[u32; 3]]) -> Vec<(u32, u32)> {
+        let hs = sorted_half_edges(faces);
+        edge_groups(&hs)
+            .filter(|g| g.len() == 1)
+            .map(|g| half_edge_ends(faces, &g[0]))
+            .collect()
+    }
+
+    #[test]
+    fn boundary_edges_match_the_sorted_groups() {
+        // An open box (top missing), a fin on one of its edges (three faces on that edge), a
+        // face and its duplicate (each edge used twice in the same direction) and a lone
+        // triangle; vertex 20 is unused.
+        let faces = vec![
+            [0, 2, 1],
+            [0, 3, 2],
+            [0, 1, 5],
+            [0, 5, 4],
+            [1, 2, 6],
+            [1, 6, 5],
+            [2, 3, 7],
+            [2, 7, 6],
+            [3, 0, 4],
+            [3, 4, 7],
+            [0, 1, 8],
+            [9, 10, 11],
+            [9, 10, 11],
+            [12, 13, 14],
+            [21, 14, 13],
+        ];
+        let expected = boundary_by_sorting(&faces);
+        assert!(expected.len() > 6, "the fixture has boundary edges");
+        assert_eq!(boundary_edges(&faces), expected);
+        assert!(boundary_edges(&[]).is_empty());
+    }
 }
