@@ -44,6 +44,8 @@ el "mesh CUDA parity"
 TRELLIS2_REQUIRE_CUDA=1 timeout 240 "$G/gpu_parity" --test-threads=1 2>&1 | tee "$OUT/mesh-parity.log"
 el "mesh bench, CPU then CUDA"
 timeout 300 "$G/t2-mesh-bench" --device both 2>&1 | tee "$OUT/mesh-bench.log"
+el "mesh bench, sphere at res 1024 (the --glb surface), CUDA"
+timeout 200 "$G/t2-mesh-bench" --device cuda --shape sphere --piece-ab 2>&1 | tee "$OUT/mesh-sphere.log"
 
 el "full-size weights"
 timeout 90 "$G/t2-bench" random --out "$M" --seed 1 2>&1 | tail -1
@@ -62,6 +64,7 @@ grep -E "memory-limit|oom" "$OUT/parity.log" | tail -3
 grep -E "^test result|FAILED" "$OUT/mesh-parity.log" | tail -3
 grep -E "to_glb total|parity|decimate \||uv_unwrap \|" "$OUT/mesh-bench.log" | tail -9
 grep -E "faces \| (parallel|none)" "$OUT/mesh-bench.log"
+grep -E "^\| (fill_holes|bvh|bvh_upload|remesh|decimate|uv_unwrap|bake|glb) |to_glb total|pieces of" "$OUT/mesh-sphere.log"
 for mode in resident low-vram; do
   echo "-- $mode"
   grep -E "GLB:|total \(image|peak GPU|allocator cap" "$OUT/$mode.md"

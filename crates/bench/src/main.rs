@@ -98,7 +98,8 @@ enum Cmd {
         #[arg(long)]
         memory_limit_gib: Option<f64>,
         /// Also run the GLB steps (`to_glb`, 1 M faces, 4096² texture) on each pipeline's
-        /// output, for image → GLB seconds.
+        /// output, for image → GLB seconds; the surface steps overlap the texture decode, as
+        /// in the mesh service.
         #[arg(long)]
         glb: bool,
     },

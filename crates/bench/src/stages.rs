@@ -29,7 +29,8 @@ pub struct PipelineResult {
     pub stages: Vec<(String, f64)>,
     pub total_s: f64,
     /// With `--glb`: image → GLB seconds (the pipeline, then `to_glb` at the product's
-    /// defaults, 1 M faces and a 4096² texture, its steps as `GLB: …` stages).
+    /// defaults, 1 M faces and a 4096² texture, its steps as `GLB: …` stages; the surface
+    /// steps run during the texture decode, as in the mesh service).
     pub glb_total_s: Option<f64>,
     /// Allocator peak of live tensors during the run (GiB).
     pub peak_gib: f64,
@@ -55,6 +56,37 @@ pub fn run(
     if let Some(c) = &cuda {
         c.reset_peak_memory();
     }
+    // The GLB steps' geometry is the analytic sphere's flexible-dual-grid mesh at the
+    // pipeline's resolution, not the decoder's: random decoder weights put the dual vertices
+    // anywhere in their voxels, a noise surface that no trained model produces and that UV
+    // unwrapping cuts into tiny charts (the 512 run took 4× longer to unwrap on the CPU). The
+    // texture voxels are the decoder's (on that sphere). Made before the clock starts: it is
+    // bench setup, not a pipeline step.
+    let glb_surface = if glb {
+        if surface.cells != 0.0 {
+            anyhow::bail!("--glb runs on the sphere only (the gyroid has no signed distance)");
+        }
+        let res = match ty {
+            PipelineType::P512 => 512,
+            PipelineType::P1024 => 1024,
+            PipelineType::Cascade1024 | PipelineType::Cascade1536 => {
+                let target = if ty == PipelineType::Cascade1024 {
+                    1024
+                } else {
+                    1536
+                };
+                cascade_structure(surface, target, t2_models::pipeline::MAX_NUM_TOKENS).1
+            }
+        };
+        Some((sphere_mesh(res)?, res))
+    } else {
+        None
+    };
+    let glb_params = t2_mesh::GlbParams {
+        decimation_target: 1_000_000,
+        texture_size: 4096,
+        ..Default::default()
+    };
     let start = Instant::now();
     let mut stages: Vec<(String, f64)> = Vec::new();
     let mut stage = |name: &str, s: f64| stages.push((name.to_string(), s));
@@ -176,65 +208,59 @@ pub fn run(
         )?)
     })?;
     stage("FDG mesh (CPU)", s);
-    let ((fine, attrs), s) = time_once(dev, || {
-        Ok(pipe.tex_decoder()?.decode(
-            tex_slat.coords.clone(),
-            &feats(&tex_slat)?,
-            &subs,
-            &mut None,
-        )?)
-    })?;
-    stage("texture decode", s);
-    let total_s = start.elapsed().as_secs_f64();
-    let fine_voxels = fine.len();
     let faces = mesh.faces.len();
+    drop(mesh);
+    // As the mesh service does: the GLB's surface steps on their own thread while the texture
+    // decoder runs on the device.
+    let (texture, geometry, total_s) = std::thread::scope(|scope| {
+        let geometry = glb_surface.as_ref().map(|(m, glb_res)| {
+            assert_eq!(
+                *glb_res, res,
+                "the GLB surface is made at the pipeline's resolution"
+            );
+            scope.spawn(|| t2_mesh::prepare_geometry(m, res, &glb_params, dev, None))
+        });
+        let texture = time_once(dev, || {
+            Ok(pipe.tex_decoder()?.decode(
+                tex_slat.coords.clone(),
+                &feats(&tex_slat)?,
+                &subs,
+                &mut None,
+            )?)
+        });
+        // Image → mesh + voxels ends here, not when the GLB's surface steps join.
+        let total_s = start.elapsed().as_secs_f64();
+        let geometry = geometry.map(|g| {
+            g.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (texture, geometry, total_s)
+    });
+    let ((fine, attrs), s) = texture?;
+    stage("texture decode", s);
+    let fine_voxels = fine.len();
 
-    // The GLB steps, on `dev` (the mesh service's default). Their geometry is the analytic
-    // sphere's flexible-dual-grid mesh at the pipeline's resolution, not the decoder's: random
-    // decoder weights put the dual vertices anywhere in their voxels, a noise surface that
-    // no trained model produces and that UV unwrapping cuts into tiny charts (the 512 run took
-    // 4× longer to unwrap on the CPU). The texture voxels are the decoder's (on that sphere).
-    let glb_total_s = if glb {
-        if surface.cells != 0.0 {
-            anyhow::bail!("--glb runs on the sphere only (the gyroid has no signed distance)");
+    let glb_total_s = match (geometry, glb_surface) {
+        (Some(geometry), Some((surface_mesh, _))) => {
+            let voxels = t2_mesh::MeshWithVoxel {
+                mesh: surface_mesh,
+                coords: fine.iter().map(|c| [c[1], c[2], c[3]]).collect(),
+                attrs: attrs
+                    .chunks_exact(6)
+                    .map(|a| std::array::from_fn(|k| a[k]))
+                    .collect(),
+                resolution: res,
+            };
+            let (_, _, report) = geometry?.bake_glb(&voxels)?;
+            let glb_total_s = start.elapsed().as_secs_f64();
+            // The surface steps overlapped the texture decode, so these rows add up to more
+            // than the wall time.
+            for step in &report.steps {
+                stage(&format!("GLB: {}", step.name), step.wall.as_secs_f64());
+            }
+            Some(glb_total_s)
         }
-        let t = Instant::now();
-        let sphere = t2_mesh::synth::Sphere {
-            center: [0.0; 3],
-            radius: t2_models::random::shape::RADIUS as f32,
-        };
-        let g = t2_mesh::synth::dual_grid(&sphere, res)?;
-        let sphere_mesh = t2_mesh::fdg::flexible_dual_grid_to_mesh(
-            &g.coords,
-            &g.dual_vertices,
-            &g.intersected,
-            &g.split_weight,
-            res,
-        )?;
-        drop(mesh);
-        let setup = t.elapsed();
-        let input = t2_mesh::MeshWithVoxel {
-            mesh: sphere_mesh,
-            coords: fine.iter().map(|c| [c[1], c[2], c[3]]).collect(),
-            attrs: attrs
-                .chunks_exact(6)
-                .map(|a| std::array::from_fn(|k| a[k]))
-                .collect(),
-            resolution: res,
-        };
-        let params = t2_mesh::GlbParams {
-            decimation_target: 1_000_000,
-            texture_size: 4096,
-            ..Default::default()
-        };
-        let (_, _, report) = t2_mesh::to_glb_on(&input, &params, dev, None)?;
-        for step in &report.steps {
-            stage(&format!("GLB: {}", step.name), step.wall.as_secs_f64());
-        }
-        // The sphere's voxelisation is bench setup, not a pipeline step.
-        Some((start.elapsed() - setup).as_secs_f64())
-    } else {
-        None
+        _ => None,
     };
 
     let mem = cuda.as_ref().map(|c| c.memory_stats()).unwrap_or_default();
@@ -253,4 +279,20 @@ pub fn run(
         peak_reserved_gib: gib(mem.peak_reserved),
         resident_gib: gib(resident),
     })
+}
+
+/// The analytic sphere's flexible-dual-grid mesh at `res` (the `--glb` geometry).
+fn sphere_mesh(res: u32) -> Result<t2_mesh::TriMesh> {
+    let sphere = t2_mesh::synth::Sphere {
+        center: [0.0; 3],
+        radius: t2_models::random::shape::RADIUS as f32,
+    };
+    let g = t2_mesh::synth::dual_grid(&sphere, res)?;
+    Ok(t2_mesh::fdg::flexible_dual_grid_to_mesh(
+        &g.coords,
+        &g.dual_vertices,
+        &g.intersected,
+        &g.split_weight,
+        res,
+    )?)
 }

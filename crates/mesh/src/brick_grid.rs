@@ -14,6 +14,8 @@ const SHIFT: u32 = 2;
 const SIDE: i32 = 1 << SHIFT;
 /// Cells per brick.
 pub(crate) const BRICK_CELLS: usize = 1 << (3 * SHIFT);
+/// Items per chunk deduplicated locally in `covering`.
+const CHUNK: usize = 1 << 12;
 
 pub(crate) struct BrickGrid {
     /// Brick coordinates → brick id (ids follow the bricks' sorted flat keys).
@@ -24,13 +26,26 @@ pub(crate) struct BrickGrid {
 }
 
 impl BrickGrid {
-    /// The bricks of a `size`³ grid that contain any of the `cells` (coordinates in the grid).
-    pub(crate) fn covering(cells: impl ParallelIterator<Item = [i32; 3]>, size: u32) -> Self {
+    /// The bricks of a `size`³ grid that contain any of the `cells` of any of the `items`
+    /// (cell coordinates in the grid). Neighbouring items mostly share bricks, so each chunk
+    /// drops its repeats before the global sort.
+    pub(crate) fn covering<T: Sync, const K: usize>(
+        items: &[T],
+        cells: impl Fn(&T) -> [[i32; 3]; K] + Sync,
+        size: u32,
+    ) -> Self {
         let nb = (size as u64).div_ceil(SIDE as u64).max(1);
-        let mut keys: Vec<u64> = cells
-            .map(|c| {
-                let b = c.map(|v| (v >> SHIFT) as u64);
-                (b[0] * nb + b[1]) * nb + b[2]
+        let key = |c: [i32; 3]| {
+            let b = c.map(|v| (v >> SHIFT) as u64);
+            (b[0] * nb + b[1]) * nb + b[2]
+        };
+        let mut keys: Vec<u64> = items
+            .par_chunks(CHUNK)
+            .flat_map_iter(|chunk| {
+                let mut local: Vec<u64> = chunk.iter().flat_map(&cells).map(key).collect();
+                local.sort_unstable();
+                local.dedup();
+                local
             })
             .collect();
         keys.par_sort_unstable();
@@ -93,7 +108,7 @@ mod tests {
             [2 * n + 4, 2 * n + 1, 1],
             [2 * n + 4, 2 * n + 1, 2],
         ];
-        let g = BrickGrid::covering(cells.clone().into_par_iter(), size as u32);
+        let g = BrickGrid::covering(&cells, |&c| [c], size as u32);
         // Bricks (0,0,0), (1,0,0), (2,2,0).
         assert_eq!(g.slots(), 3 * BRICK_CELLS);
         let mut seen = std::collections::HashSet::new();

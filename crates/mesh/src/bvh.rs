@@ -73,7 +73,7 @@ impl Bvh {
             })
             .collect();
         let nodes = build(&mut items, 0, &boxes);
-        let order: Vec<u32> = items.into_iter().map(|(i, _)| i).collect();
+        let order: Vec<u32> = items.into_par_iter().map(|(i, _)| i).collect();
         let tris = order.par_iter().map(|&f| tris[f as usize]).collect();
         Ok(Bvh { nodes, order, tris })
     }
@@ -88,25 +88,21 @@ impl Bvh {
     pub(crate) fn flattened(&self) -> (Vec<[u32; 8]>, Vec<[f32; 4]>) {
         let nodes = self
             .nodes
-            .iter()
+            .par_iter()
             .map(|n| {
                 let [a, b, c] = n.min.map(f32::to_bits);
                 let [d, e, f] = n.max.map(f32::to_bits);
                 [a, b, c, n.index, d, e, f, n.count]
             })
             .collect();
-        let tris = self
-            .tris
-            .iter()
-            .zip(&self.order)
-            .flat_map(|(t, &face)| {
-                [
-                    [t[0][0], t[0][1], t[0][2], f32::from_bits(face)],
-                    [t[1][0], t[1][1], t[1][2], 0.0],
-                    [t[2][0], t[2][1], t[2][2], 0.0],
-                ]
-            })
-            .collect();
+        let mut tris = vec![[0.0f32; 4]; 3 * self.tris.len()];
+        tris.par_chunks_mut(3)
+            .zip(self.tris.par_iter().zip(&self.order))
+            .for_each(|(out, (t, &face))| {
+                out[0] = [t[0][0], t[0][1], t[0][2], f32::from_bits(face)];
+                out[1] = [t[1][0], t[1][1], t[1][2], 0.0];
+                out[2] = [t[2][0], t[2][1], t[2][2], 0.0];
+            });
         (nodes, tris)
     }
 

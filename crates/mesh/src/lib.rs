@@ -32,6 +32,7 @@ mod voxel_hash;
 pub use error::MeshError;
 pub use glb::TextureFormat;
 pub use postprocess::{
-    GlbParams, GlbReport, to_glb, to_glb_on, to_glb_timed, to_textured_mesh, to_textured_mesh_on,
+    GlbGeometry, GlbParams, GlbReport, prepare_geometry, to_glb, to_glb_on, to_glb_timed,
+    to_textured_mesh, to_textured_mesh_on,
 };
 pub use types::{MeshWithVoxel, Texture, TexturedMesh, TriMesh};

@@ -158,13 +158,22 @@ pub fn to_textured_mesh_on(
     device: &Device,
     cpu_clock: Option<CpuClock>,
 ) -> Result<(TexturedMesh, GlbReport), MeshError> {
-    p.validate()?;
-    if input.resolution == 0 || input.resolution > 1 << 14 {
+    check_voxels(input)?;
+    prepare_geometry(&input.mesh, input.resolution, p, device, cpu_clock)?.bake(input)
+}
+
+fn check_resolution(resolution: u32) -> Result<(), MeshError> {
+    if resolution == 0 || resolution > 1 << 14 {
         return Err(MeshError::InvalidParameter {
             name: "resolution",
-            reason: format!("{} is not in 1..=16384", input.resolution),
+            reason: format!("{resolution} is not in 1..=16384"),
         });
     }
+    Ok(())
+}
+
+fn check_voxels(input: &MeshWithVoxel) -> Result<(), MeshError> {
+    check_resolution(input.resolution)?;
     if input.coords.len() != input.attrs.len() {
         return Err(MeshError::LengthMismatch {
             what: "voxel attrs",
@@ -172,12 +181,39 @@ pub fn to_textured_mesh_on(
             got: input.attrs.len(),
         });
     }
+    Ok(())
+}
+
+/// The GLB steps that need only the surface (fill holes, BVH, remesh, decimate, UV unwrap,
+/// normals), done: what is left is the bake, which needs the texture voxels. Splitting here
+/// lets a caller run these CPU-heavy steps while the texture decoder runs on the GPU.
+pub struct GlbGeometry {
+    params: GlbParams,
+    resolution: u32,
+    /// BVH of the hole-filled input surface (the bake snaps texels onto it).
+    bvh: Bvh,
+    gpu: Option<GpuBvh>,
+    uv_mesh: uv::UvMesh,
+    normals: Vec<[f32; 3]>,
+    report: GlbReport,
+}
+
+/// The surface steps of [`to_textured_mesh_on`] on `mesh` (decoded at `resolution`).
+pub fn prepare_geometry(
+    mesh: &TriMesh,
+    resolution: u32,
+    p: &GlbParams,
+    device: &Device,
+    cpu_clock: Option<CpuClock>,
+) -> Result<GlbGeometry, MeshError> {
+    p.validate()?;
+    check_resolution(resolution)?;
     let mut r = GlbReport {
-        input_faces: input.mesh.faces.len(),
+        input_faces: mesh.faces.len(),
         cpu_clock,
         ..Default::default()
     };
-    let mut original = input.mesh.clone();
+    let mut original = mesh.clone();
     r.time("fill_holes", || {
         fill_holes(&mut original, DEFAULT_MAX_HOLE_PERIMETER)
     })?;
@@ -188,7 +224,7 @@ pub fn to_textured_mesh_on(
     };
 
     let mut mesh = if p.remesh {
-        let params = RemeshParams::for_grid(input.resolution, p.remesh_band, p.remesh_project);
+        let params = RemeshParams::for_grid(resolution, p.remesh_band, p.remesh_project);
         let mut phases = Vec::new();
         let remeshed = r.time("remesh", || {
             remesh_narrow_band_dc_timed(&bvh, gpu.as_ref(), &params, &mut phases)
@@ -201,6 +237,7 @@ pub fn to_textured_mesh_on(
     } else {
         non_remesh_path(&original, p.decimation_target, &mut r)?
     };
+    drop(original);
     r.time("remove_degenerate", || {
         remove_degenerate_faces(&mut mesh);
         compact_vertices(&mut mesh.vertices, &mut mesh.faces);
@@ -221,22 +258,73 @@ pub fn to_textured_mesh_on(
             .map(|&i| n[i as usize])
             .collect::<Vec<_>>()
     });
-    let baked = r.time("bake", || {
-        bake::bake_on(&uv_mesh, &bvh, gpu.as_ref(), input, p.texture_size)
-    })?;
-    r.covered_texels = baked.covered;
-    r.output_faces = uv_mesh.faces.len();
-    r.output_vertices = uv_mesh.positions.len();
-    let out = TexturedMesh {
-        positions: uv_mesh.positions,
+    Ok(GlbGeometry {
+        params: *p,
+        resolution,
+        bvh,
+        gpu,
+        uv_mesh,
         normals,
-        uvs: uv_mesh.uvs,
-        faces: uv_mesh.faces,
-        base_color: baked.base_color,
-        metallic_roughness: baked.metallic_roughness,
-        double_sided: !p.remesh,
-    };
-    Ok((out, r))
+        report: r,
+    })
+}
+
+impl GlbGeometry {
+    /// The step report so far (the surface steps).
+    pub fn report(&self) -> &GlbReport {
+        &self.report
+    }
+
+    /// Bakes `voxels` (the texture decoder's output on the same grid; its `mesh` is not read)
+    /// onto the unwrapped surface.
+    pub fn bake(self, voxels: &MeshWithVoxel) -> Result<(TexturedMesh, GlbReport), MeshError> {
+        check_voxels(voxels)?;
+        if voxels.resolution != self.resolution {
+            return Err(MeshError::InvalidParameter {
+                name: "resolution",
+                reason: format!(
+                    "the voxels are on a {}³ grid, the surface was decoded at {}³",
+                    voxels.resolution, self.resolution
+                ),
+            });
+        }
+        let GlbGeometry {
+            params: p,
+            bvh,
+            gpu,
+            uv_mesh,
+            normals,
+            report: mut r,
+            ..
+        } = self;
+        let baked = r.time("bake", || {
+            bake::bake_on(&uv_mesh, &bvh, gpu.as_ref(), voxels, p.texture_size)
+        })?;
+        r.covered_texels = baked.covered;
+        r.output_faces = uv_mesh.faces.len();
+        r.output_vertices = uv_mesh.positions.len();
+        let out = TexturedMesh {
+            positions: uv_mesh.positions,
+            normals,
+            uvs: uv_mesh.uvs,
+            faces: uv_mesh.faces,
+            base_color: baked.base_color,
+            metallic_roughness: baked.metallic_roughness,
+            double_sided: !p.remesh,
+        };
+        Ok((out, r))
+    }
+
+    /// [`bake`](Self::bake), then the GLB bytes in the requested texture format.
+    pub fn bake_glb(
+        self,
+        voxels: &MeshWithVoxel,
+    ) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
+        let format = self.params.texture_format;
+        let (tm, mut r) = self.bake(voxels)?;
+        let glb = r.time("glb", || write_glb(&tm, format))?;
+        Ok((glb, tm, r))
+    }
 }
 
 /// The reference's non-remesh branch: simplify to 3× target, clean, simplify to target, clean,
@@ -293,7 +381,6 @@ pub fn to_glb_on(
     device: &Device,
     cpu_clock: Option<CpuClock>,
 ) -> Result<(Vec<u8>, TexturedMesh, GlbReport), MeshError> {
-    let (tm, mut r) = to_textured_mesh_on(input, p, device, cpu_clock)?;
-    let glb = r.time("glb", || write_glb(&tm, p.texture_format))?;
-    Ok((glb, tm, r))
+    check_voxels(input)?;
+    prepare_geometry(&input.mesh, input.resolution, p, device, cpu_clock)?.bake_glb(input)
 }

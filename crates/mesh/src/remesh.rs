@@ -108,7 +108,7 @@ pub fn remesh_narrow_band_dc_on(
 }
 
 /// [`remesh_narrow_band_dc_on`], appending each phase's wall seconds to `phases` (band search,
-/// corner UDF, dual contouring, quads, output), for the bench.
+/// corner grid, corner UDF, dual contouring, quads, output), for the bench.
 pub fn remesh_narrow_band_dc_timed(
     bvh: &Bvh,
     gpu: Option<&GpuBvh>,
@@ -188,10 +188,7 @@ pub fn remesh_narrow_band_dc_timed(
     //    voxel's centre, so a search radius of eps + 1.75 cells always finds the exact distance.
     //    Corner values and voxel rows live in 4³ bricks of the (res + 1)³ corner grid (a voxel
     //    shares its brick slot with its min corner).
-    let grid = BrickGrid::covering(
-        coords.par_iter().flat_map_iter(|&c| cube_corners(c)),
-        final_res + 1,
-    );
+    let grid = BrickGrid::covering(&coords, |&c| cube_corners(c), final_res + 1);
     let needed: Vec<AtomicBool> = (0..grid.slots()).map(|_| AtomicBool::new(false)).collect();
     coords.par_iter().for_each(|&c| {
         for corner in cube_corners(c) {
@@ -203,6 +200,7 @@ pub fn remesh_narrow_band_dc_timed(
         .filter(|&s| needed[s].load(Relaxed))
         .collect();
     let corners: Vec<[i32; 3]> = needed_slots.par_iter().map(|&s| grid.cell(s)).collect();
+    lap("corner grid");
     let cell = params.scale / final_res as f32;
     let corner_reach = eps + 1.75 * cell;
     let values: Vec<f32> = match gpu {

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use t2_mesh::render::{RenderOptions, VideoOptions};
-use t2_mesh::{GlbParams, MeshError, TextureFormat as MeshTextureFormat};
+use t2_mesh::{GlbParams, MeshError, MeshWithVoxel, TextureFormat as MeshTextureFormat};
 use t2_models::config::CheckpointConfig;
+use t2_models::decoders::Subdivide;
 use t2_models::nn::Precision;
 use t2_models::pipeline::{LoadOptions, Residency, SparseLatent, Trellis2Pipeline};
 use t2_proto::common::v1::{Latents, ServiceInfo};
@@ -346,28 +347,48 @@ fn export(
     progress: &ProgressSink,
 ) -> Result<ExtractOutput, ServiceError> {
     progress.report("decode", 0, 1);
-    let (decoded, _subs) = m
+    let (mesh, subs) = m
         .pipe
-        .decode_latent(shape, tex, resolution)
+        .decode_shape(shape, resolution, Subdivide::Predict)
         .map_err(|e| model_error(e, ErrorCode::ExtractionError))?;
-    progress.report("decode", 1, 1);
     cancel.check()?;
-    if decoded.mesh.faces.is_empty() {
+    if mesh.faces.is_empty() {
         // The latents decode to no surface (e.g. an empty sparse structure); say so plainly
         // rather than letting the first mesh step fail on its empty input.
         return Err(ServiceError::failed(
             ErrorCode::ExtractionError,
             format!(
-                "the generated shape has no surface: the decoders produced {} voxels and no \
-                 faces, so there is nothing to export (another seed may give a shape)",
-                decoded.coords.len()
+                "the generated shape has no surface: the shape decoder produced {} vertices \
+                 and no faces, so there is nothing to export (another seed may give a shape)",
+                mesh.vertices.len()
             ),
         ));
     }
+    // The GLB's surface steps (remesh, decimate, UV unwrap: mostly CPU) need only the mesh, so
+    // they run on their own thread while the texture decoder runs on the device.
+    let (geometry, voxels) = std::thread::scope(|s| {
+        let geometry =
+            s.spawn(|| t2_mesh::prepare_geometry(&mesh, resolution, params, &m.mesh_device, None));
+        let voxels = m.pipe.decode_texture(tex, &subs);
+        let geometry = geometry
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (geometry, voxels)
+    });
+    let (coords, attrs) = voxels.map_err(|e| model_error(e, ErrorCode::ExtractionError))?;
+    progress.report("decode", 1, 1);
+    cancel.check()?;
     progress.report("glb", 0, 1);
-    let (glb, textured, report) =
-        t2_mesh::to_glb_on(&decoded, params, &m.mesh_device, None).map_err(mesh_error)?;
-    drop(decoded);
+    let voxels = MeshWithVoxel {
+        mesh,
+        coords,
+        attrs,
+        resolution,
+    };
+    let (glb, textured, report) = geometry
+        .and_then(|g| g.bake_glb(&voxels))
+        .map_err(mesh_error)?;
+    drop(voxels);
     progress.report("glb", 1, 1);
     tracing::info!(
         faces = report.output_faces,

@@ -9,9 +9,11 @@
 //!
 //! `t2-mesh-bench [--res 1024] [--texture 4096] [--target 1000000] [--no-remesh] [--webp]
 //! [--device cpu|cuda|both] [--no-quality] [--out asset.glb] [--uv-ab]
-//! [--shape torus|sphere]`
+//! [--shape torus|sphere] [--piece-ab]`
 //!
 //! `--uv-ab` only compares the UV unwrap's flattenings (and pieces) on the decimated asset.
+//! `--piece-ab` limits the decimation quality table to the target, at the production piece
+//! size and at half and a quarter of it.
 
 use std::time::Instant;
 
@@ -73,6 +75,7 @@ fn main() -> BoxResult<()> {
     let out: String = arg(&args, "--out", String::new())?;
     let device: String = arg(&args, "--device", "cpu".to_string())?;
     let no_quality = args.iter().any(|a| a == "--no-quality");
+    let piece_ab = args.iter().any(|a| a == "--piece-ab");
     println!(
         "t2-mesh-bench: res {res}, texture {texture}², target {target} faces, remesh {remesh}, device {device}, threads {}",
         rayon::current_num_threads()
@@ -183,13 +186,29 @@ fn main() -> BoxResult<()> {
         println!(
             "\n| decimation (meshopt QEM) | first pass | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---|---:|---|---:|---:|"
         );
-        let passes = [
-            ("parallel pieces", DECIMATE_PIECE_FACES),
-            ("none (one serial pass)", usize::MAX),
-        ];
-        for (tgt, (first, piece_faces)) in [target, target / 4, target / 16]
-            .into_iter()
-            .flat_map(|t| passes.map(|p| (t, p)))
+        // `--piece-ab`: only the target, with the production piece size and smaller ones.
+        let (targets, passes): (Vec<usize>, Vec<(String, usize)>) = if piece_ab {
+            let sizes = [
+                DECIMATE_PIECE_FACES,
+                DECIMATE_PIECE_FACES / 2,
+                DECIMATE_PIECE_FACES / 4,
+            ];
+            (
+                vec![target],
+                sizes.map(|n| (format!("pieces of {n} faces"), n)).to_vec(),
+            )
+        } else {
+            (
+                vec![target, target / 4, target / 16],
+                vec![
+                    ("parallel pieces".to_string(), DECIMATE_PIECE_FACES),
+                    ("none (one serial pass)".to_string(), usize::MAX),
+                ],
+            )
+        };
+        for (tgt, (first, piece_faces)) in targets
+            .iter()
+            .flat_map(|&t| passes.iter().map(move |p| (t, p.clone())))
         {
             let t = Instant::now();
             let (d, rep) = decimate_in_pieces(&remeshed, tgt, piece_faces)?;

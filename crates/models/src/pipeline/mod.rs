@@ -19,7 +19,7 @@ pub use residency::Residency;
 use residency::Slot;
 
 use image::{RgbImage, RgbaImage};
-use t2_mesh::MeshWithVoxel;
+use t2_mesh::{MeshWithVoxel, TriMesh};
 use t2_tensor::{Device, Tensor};
 
 use crate::config::{Normalization, PipelineConfig, SamplerParams};
@@ -449,19 +449,10 @@ impl Trellis2Pipeline {
         tex_slat: &SparseLatent,
         resolution: u32,
     ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
-        if shape_slat.coords != tex_slat.coords {
-            return Err(ModelError::invalid(
-                "shape and texture latents are on different voxels",
-            ));
-        }
-        let shape = self.shape_decoder.hold("shape_slat_decoder")?.decode(
-            shape_slat.coords.clone(),
-            &shape_slat.tensor(&self.device)?,
-            resolution,
-            Subdivide::Predict,
-            &mut None,
-        )?;
-        self.finish_decode(shape, tex_slat, resolution)
+        check_same_voxels(shape_slat, tex_slat)?;
+        let (mesh, subs) = self.decode_shape(shape_slat, resolution, Subdivide::Predict)?;
+        let (coords, attrs) = self.decode_texture(tex_slat, &subs)?;
+        Ok((with_voxels(mesh, coords, attrs, resolution), subs))
     }
 
     /// `decode_latent` with the shape decoder's subdivisions given (teacher forcing in tests).
@@ -472,22 +463,27 @@ impl Trellis2Pipeline {
         resolution: u32,
         subs: &[Subdivision],
     ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
+        check_same_voxels(shape_slat, tex_slat)?;
+        let (mesh, subs) = self.decode_shape(shape_slat, resolution, Subdivide::Guide(subs))?;
+        let (coords, attrs) = self.decode_texture(tex_slat, &subs)?;
+        Ok((with_voxels(mesh, coords, attrs, resolution), subs))
+    }
+
+    /// The shape half of `decode_latent`: the shape decoder, then the flexible-dual-grid mesh
+    /// (on the CPU) and the subdivisions the texture decoder follows.
+    pub fn decode_shape(
+        &self,
+        shape_slat: &SparseLatent,
+        resolution: u32,
+        subdivide: Subdivide<'_>,
+    ) -> Result<(TriMesh, Vec<Subdivision>)> {
         let shape = self.shape_decoder.hold("shape_slat_decoder")?.decode(
             shape_slat.coords.clone(),
             &shape_slat.tensor(&self.device)?,
             resolution,
-            Subdivide::Guide(subs),
+            subdivide,
             &mut None,
         )?;
-        self.finish_decode(shape, tex_slat, resolution)
-    }
-
-    fn finish_decode(
-        &self,
-        shape: crate::decoders::ShapeDecoded,
-        tex_slat: &SparseLatent,
-        resolution: u32,
-    ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
         let g = &shape.grid;
         let mesh = t2_mesh::fdg::flexible_dual_grid_to_mesh(
             &g.coords,
@@ -496,11 +492,21 @@ impl Trellis2Pipeline {
             &g.split_weight,
             resolution,
         )?;
-        let subs = shape.decoded.subs;
+        Ok((mesh, shape.decoded.subs))
+    }
+
+    /// The texture half of `decode_latent`: fine voxels `(x, y, z)` and their 6 PBR attributes,
+    /// on the voxels the shape decoder's `subs` lead to. Independent of the mesh, so it can run
+    /// while the GLB steps work on the surface.
+    pub fn decode_texture(
+        &self,
+        tex_slat: &SparseLatent,
+        subs: &[Subdivision],
+    ) -> Result<(Vec<[i32; 3]>, Vec<[f32; 6]>)> {
         let (coords, attrs) = self.tex_decoder.hold("tex_slat_decoder")?.decode(
             tex_slat.coords.clone(),
             &tex_slat.tensor(&self.device)?,
-            &subs,
+            subs,
             &mut None,
         )?;
         if attrs.len() != coords.len() * 6 {
@@ -509,16 +515,13 @@ impl Trellis2Pipeline {
                 attrs.len() / coords.len().max(1)
             )));
         }
-        let out = MeshWithVoxel {
-            mesh,
-            coords: coords.iter().map(|c| [c[1], c[2], c[3]]).collect(),
-            attrs: attrs
+        Ok((
+            coords.iter().map(|c| [c[1], c[2], c[3]]).collect(),
+            attrs
                 .chunks_exact(6)
                 .map(|a| [a[0], a[1], a[2], a[3], a[4], a[5]])
                 .collect(),
-            resolution,
-        };
-        Ok((out, subs))
+        ))
     }
 
     /// The whole pipeline on a preprocessed RGB image (`preprocess_image`, or the RMBG output
@@ -692,6 +695,29 @@ pub fn cascade_coords(
             return (coords, res);
         }
         res -= 128;
+    }
+}
+
+fn check_same_voxels(shape_slat: &SparseLatent, tex_slat: &SparseLatent) -> Result<()> {
+    if shape_slat.coords != tex_slat.coords {
+        return Err(ModelError::invalid(
+            "shape and texture latents are on different voxels",
+        ));
+    }
+    Ok(())
+}
+
+fn with_voxels(
+    mesh: TriMesh,
+    coords: Vec<[i32; 3]>,
+    attrs: Vec<[f32; 6]>,
+    resolution: u32,
+) -> MeshWithVoxel {
+    MeshWithVoxel {
+        mesh,
+        coords,
+        attrs,
+        resolution,
     }
 }
 
