@@ -144,30 +144,49 @@ pub fn bake_on(
                     (idx, pts)
                 })
                 .collect();
-            let n: usize = per_band.iter().map(|(i, _)| i.len()).sum();
-            let mut index = Vec::with_capacity(n);
-            let mut points = Vec::with_capacity(n);
-            for (i, p) in per_band {
-                index.extend(i);
-                points.extend(p);
-            }
+            let points: Vec<[f32; 3]> = per_band
+                .par_iter()
+                .flat_map_iter(|(_, p)| p.iter().copied())
+                .collect();
             let gfield = GpuField::upload(g.device(), &field)?;
             let values = g.bake_texels(&gfield, &points, snap_radius)?;
-            for (&i, v) in index.iter().zip(values) {
-                texels[i as usize] = v;
-                mask[i as usize] = true;
-            }
+            drop(points);
+            // Back into the texture band by band: each band's texels are its own rows.
+            let mut first = 0;
+            let band_values: Vec<&[[u8; 6]]> = per_band
+                .iter()
+                .map(|(idx, _)| {
+                    let v = &values[first..first + idx.len()];
+                    first += idx.len();
+                    v
+                })
+                .collect();
+            texels
+                .par_chunks_mut(BAND_ROWS * size)
+                .zip(mask.par_chunks_mut(BAND_ROWS * size))
+                .zip(per_band.par_iter().zip(band_values))
+                .enumerate()
+                .for_each(|(band, ((tex, cov), ((idx, _), vals)))| {
+                    let origin = band * BAND_ROWS * size;
+                    for (&i, v) in idx.iter().zip(vals) {
+                        tex[i as usize - origin] = *v;
+                        cov[i as usize - origin] = true;
+                    }
+                });
         }
     }
-    let covered = mask.iter().filter(|&&m| m).count();
+    let covered = mask.par_iter().filter(|&&m| m).count();
     fill_uncovered(&mut texels, &mut mask, size);
 
-    let mut base = Vec::with_capacity(size * size * 4);
-    let mut mr = Vec::with_capacity(size * size * 3);
-    for t in &texels {
-        base.extend_from_slice(&[t[0], t[1], t[2], t[5]]);
-        mr.extend_from_slice(&[0, t[4], t[3]]);
-    }
+    let mut base = vec![0u8; size * size * 4];
+    let mut mr = vec![0u8; size * size * 3];
+    base.par_chunks_mut(4)
+        .zip(mr.par_chunks_mut(3))
+        .zip(texels.par_iter())
+        .for_each(|((b, m), t)| {
+            b.copy_from_slice(&[t[0], t[1], t[2], t[5]]);
+            m.copy_from_slice(&[0, t[4], t[3]]);
+        });
     let tex = |channels: u8, data: Vec<u8>| Texture {
         width: texture_size,
         height: texture_size,

@@ -200,17 +200,22 @@ fn box_dist2(n: &Node, p: [f32; 3]) -> f32 {
 /// A triangle's bounding box `(min, max)`.
 type Aabb = ([f32; 3], [f32; 3]);
 
-fn bounds(items: &[(u32, [f32; 3])], boxes: &[Aabb]) -> Aabb {
+/// The node's bounds and its items' centroid bounds, in one pass.
+fn bounds(items: &[(u32, [f32; 3])], boxes: &[Aabb]) -> (Aabb, Aabb) {
     let mut lo = [f32::INFINITY; 3];
     let mut hi = [f32::NEG_INFINITY; 3];
-    for (i, _) in items {
+    let mut cmin = [f32::INFINITY; 3];
+    let mut cmax = [f32::NEG_INFINITY; 3];
+    for (i, c) in items {
         let (blo, bhi) = boxes[*i as usize];
         for a in 0..3 {
             lo[a] = lo[a].min(blo[a]);
             hi[a] = hi[a].max(bhi[a]);
+            cmin[a] = cmin[a].min(c[a]);
+            cmax[a] = cmax[a].max(c[a]);
         }
     }
-    (lo, hi)
+    ((lo, hi), (cmin, cmax))
 }
 
 /// Builds the tree over `items` (which start at `base` in the final order): nodes with the root
@@ -269,8 +274,8 @@ fn build_part(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Par
         build_serial(items, base, boxes, &mut nodes);
         return Part::Serial(nodes);
     }
-    let (min, max) = bounds(items, boxes);
-    let mid = split(items, boxes);
+    let ((min, max), centroids) = bounds(items, boxes);
+    let mid = split(items, boxes, centroids);
     let (left, right) = items.split_at_mut(mid);
     let (l, r) = rayon::join(
         || build_part(left, base, boxes),
@@ -286,7 +291,7 @@ fn build_part(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Par
 
 /// Appends the subtree over `items` to `nodes` (root first).
 fn build_serial(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb], nodes: &mut Vec<Node>) {
-    let (min, max) = bounds(items, boxes);
+    let ((min, max), centroids) = bounds(items, boxes);
     let root = nodes.len();
     if items.len() <= LEAF_SIZE {
         nodes.push(Node {
@@ -303,23 +308,16 @@ fn build_serial(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb], node
         index: 0,
         count: 0,
     });
-    let mid = split(items, boxes);
+    let mid = split(items, boxes, centroids);
     let (left, right) = items.split_at_mut(mid);
     build_serial(left, base, boxes, nodes);
     nodes[root].index = (nodes.len() - root) as u32;
     build_serial(right, base + mid, boxes, nodes);
 }
 
-/// Partitions an internal node's `items` in place and returns the split index.
-fn split(items: &mut [(u32, [f32; 3])], boxes: &[Aabb]) -> usize {
-    let mut cmin = [f32::INFINITY; 3];
-    let mut cmax = [f32::NEG_INFINITY; 3];
-    for (_, c) in items.iter() {
-        for a in 0..3 {
-            cmin[a] = cmin[a].min(c[a]);
-            cmax[a] = cmax[a].max(c[a]);
-        }
-    }
+/// Partitions an internal node's `items` (centroids within `(cmin, cmax)`) in place and
+/// returns the split index.
+fn split(items: &mut [(u32, [f32; 3])], boxes: &[Aabb], (cmin, cmax): Aabb) -> usize {
     // Large nodes split at the median (cheap, and their boxes barely affect queries); smaller
     // ones by SAH, which is what tightens the leaves' neighbourhoods.
     let sah = if items.len() <= SAH_MAX_ITEMS {
@@ -378,21 +376,29 @@ fn sah_split(
             b.hi[a] = b.hi[a].max(hi[a]);
         }
     };
+    // All three axes' bins in one pass over the items.
+    let scales: [Option<f32>; 3] = std::array::from_fn(|axis| {
+        let extent = cmax[axis] - cmin[axis];
+        (extent > 0.0).then(|| SAH_BINS as f32 / extent)
+    });
+    let mut axis_bins = [[EMPTY; SAH_BINS]; 3];
+    for (i, c) in items.iter() {
+        let (lo, hi) = boxes[*i as usize];
+        for axis in 0..3 {
+            if let Some(scale) = scales[axis] {
+                let bin = (((c[axis] - cmin[axis]) * scale) as usize).min(SAH_BINS - 1);
+                let b = &mut axis_bins[axis][bin];
+                b.count += 1;
+                grow(b, lo, hi);
+            }
+        }
+    }
     let mut best: Option<(f32, usize, usize)> = None; // (cost, axis, plane)
     for axis in 0..3 {
-        let extent = cmax[axis] - cmin[axis];
-        if !(extent > 0.0) {
+        if scales[axis].is_none() {
             continue;
         }
-        let scale = SAH_BINS as f32 / extent;
-        let bin_of = |c: f32| (((c - cmin[axis]) * scale) as usize).min(SAH_BINS - 1);
-        let mut bins = [EMPTY; SAH_BINS];
-        for (i, c) in items.iter() {
-            let (lo, hi) = boxes[*i as usize];
-            let b = &mut bins[bin_of(c[axis])];
-            b.count += 1;
-            grow(b, lo, hi);
-        }
+        let bins = &axis_bins[axis];
         // Sweep: cost of the left part up to each plane, then the right part.
         let mut left_cost = [0.0f32; SAH_BINS];
         let mut acc = EMPTY;
