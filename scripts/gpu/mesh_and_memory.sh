@@ -45,7 +45,7 @@ TRELLIS2_REQUIRE_CUDA=1 timeout 240 "$G/gpu_parity" --test-threads=1 2>&1 | tee 
 el "mesh bench, CPU then CUDA"
 timeout 300 "$G/t2-mesh-bench" --device both 2>&1 | tee "$OUT/mesh-bench.log"
 el "mesh bench, sphere at res 1024 (the --glb surface), CUDA"
-timeout 200 "$G/t2-mesh-bench" --device cuda --shape sphere --piece-ab 2>&1 | tee "$OUT/mesh-sphere.log"
+timeout 200 "$G/t2-mesh-bench" --device cuda --shape sphere --no-quality 2>&1 | tee "$OUT/mesh-sphere.log"
 
 el "full-size weights"
 timeout 90 "$G/t2-bench" random --out "$M" --seed 1 2>&1 | tail -1

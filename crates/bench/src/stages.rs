@@ -287,12 +287,5 @@ fn sphere_mesh(res: u32) -> Result<t2_mesh::TriMesh> {
         center: [0.0; 3],
         radius: t2_models::random::shape::RADIUS as f32,
     };
-    let g = t2_mesh::synth::dual_grid(&sphere, res)?;
-    Ok(t2_mesh::fdg::flexible_dual_grid_to_mesh(
-        &g.coords,
-        &g.dual_vertices,
-        &g.intersected,
-        &g.split_weight,
-        res,
-    )?)
+    Ok(t2_mesh::synth::dual_grid(&sphere, res)?.mesh()?)
 }

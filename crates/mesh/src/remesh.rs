@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32};
 use rayon::prelude::*;
 
 use crate::brick_grid::{BRICK_CELLS, BrickGrid};
-
 use crate::bvh::Bvh;
 use crate::error::MeshError;
 use crate::fdg::EDGE_NEIGHBOURS;

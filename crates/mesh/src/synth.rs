@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::error::MeshError;
 use crate::fdg::flexible_dual_grid_to_mesh;
-use crate::types::MeshWithVoxel;
+use crate::types::{MeshWithVoxel, TriMesh};
 
 /// A shape to voxelise: a signed distance (negative inside) in world units on `[-0.5, 0.5]³`,
 /// with a bound on its gradient norm (used to prune the band search safely).
@@ -85,6 +85,19 @@ pub struct DualGrid {
     pub intersected: Vec<[bool; 3]>,
     pub split_weight: Vec<f32>,
     pub resolution: u32,
+}
+
+impl DualGrid {
+    /// The grid's flexible-dual-grid mesh.
+    pub fn mesh(&self) -> Result<TriMesh, MeshError> {
+        flexible_dual_grid_to_mesh(
+            &self.coords,
+            &self.dual_vertices,
+            &self.intersected,
+            &self.split_weight,
+            self.resolution,
+        )
+    }
 }
 
 /// Voxelises `sdf` on a `resolution³` grid (a power of two ≥ 32) into a flexible dual grid.
@@ -193,19 +206,13 @@ pub fn voxelise(
     attributes: Attributes,
 ) -> Result<MeshWithVoxel, MeshError> {
     let g = dual_grid(sdf, resolution)?;
-    let mesh = flexible_dual_grid_to_mesh(
-        &g.coords,
-        &g.dual_vertices,
-        &g.intersected,
-        &g.split_weight,
-        resolution,
-    )?;
+    let mesh = g.mesh()?;
     Ok(with_attributes(mesh, g.coords, resolution, attributes))
 }
 
 /// Attaches attributes to an extracted mesh and its voxels.
 pub fn with_attributes(
-    mesh: crate::types::TriMesh,
+    mesh: TriMesh,
     coords: Vec<[i32; 3]>,
     resolution: u32,
     attributes: Attributes,

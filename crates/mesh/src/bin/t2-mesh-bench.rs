@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use t2_mesh::bvh::Bvh;
 use t2_mesh::decimate::{DECIMATE_PIECE_FACES, decimate, decimate_in_pieces};
-use t2_mesh::fdg::flexible_dual_grid_to_mesh;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, Sdf, Sphere, dual_grid, with_attributes};
 use t2_mesh::{GlbParams, GlbReport, MeshWithVoxel, TextureFormat, TexturedMesh, to_glb_on};
@@ -101,13 +100,7 @@ fn main() -> BoxResult<()> {
     let grid = dual_grid(shape, res)?;
     let t_synth = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let mesh = flexible_dual_grid_to_mesh(
-        &grid.coords,
-        &grid.dual_vertices,
-        &grid.intersected,
-        &grid.split_weight,
-        res,
-    )?;
+    let mesh = grid.mesh()?;
     let t_fdg = t.elapsed().as_secs_f64();
     let input = with_attributes(mesh, grid.coords, res, Attributes::Pattern);
     println!(
