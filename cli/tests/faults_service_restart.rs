@@ -211,6 +211,20 @@ async fn a_service_killed_and_restarted_under_load() {
         }));
     }
 
+    // The flow service runs one computation at a time, first come first served: a long job
+    // that reached it before any generation would sample to its end while every generation
+    // waited behind it, and never be seen sampling after a success. So the job starts only once
+    // a generation has come back.
+    let t = Instant::now();
+    while !calls.lock().unwrap().iter().any(|c| c.status == 200) {
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "no generation succeeded before the long job: {:?}",
+            calls.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A long job (100 steps per stage on the cascade), killed under while it samples.
     let (status, created) = http
         .send(
@@ -222,8 +236,7 @@ async fn a_service_killed_and_restarted_under_load() {
     assert_eq!(status, 202, "{created}");
     let long_id = created["job_id"].as_str().unwrap().to_string();
     // Kill only once the mesh is demonstrably serving: the long job is sampling and at least
-    // one short generation has come back (on a loaded CI box the first generation can take
-    // longer than the long job's first step).
+    // one short generation has come back (checked again: the wait above is for the same).
     let t = Instant::now();
     let ok_before = loop {
         let (_, v) = http

@@ -97,7 +97,7 @@ fn latent_channels(pipe: &Trellis2Pipeline, key: &str) -> Result<usize, String> 
 }
 
 /// Environment switch for the CUDA path of the GLB steps, on by default with a GPU: on the
-/// H200 its textures are byte-identical to the CPU path's and remesh/bake run 2.1×/2.6× faster
+/// H200 its textures are byte-identical to the CPU path's and remesh/bake run 4.2×/2.4× faster
 /// (BENCHMARKS.md, "Mesh on the H200"). `0` keeps them on the CPU (the numerical reference).
 pub const MESH_GPU_ENV: &str = "TRELLIS2_MESH_GPU";
 
