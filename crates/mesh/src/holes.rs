@@ -106,12 +106,12 @@ pub fn fill_holes(mesh: &mut TriMesh, max_perimeter: f32) -> Result<usize, MeshE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::topology::{edge_stats, is_closed_and_oriented};
 
     /// An open cube (top face missing), consistently oriented outward.
-    fn open_cube(size: f32) -> TriMesh {
+    pub(crate) fn open_cube(size: f32) -> TriMesh {
         let s = size;
         let vertices = vec![
             [0., 0., 0.],

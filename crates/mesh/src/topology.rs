@@ -173,26 +173,17 @@ mod tests {
 
     #[test]
     fn boundary_edges_match_the_sorted_groups() {
-        // An open box (top missing), a fin on one of its edges (three faces on that edge), a
-        // face and its duplicate (each edge used twice in the same direction) and a lone
-        // triangle; vertex 20 is unused.
-        let faces = vec![
-            [0, 2, 1],
-            [0, 3, 2],
-            [0, 1, 5],
-            [0, 5, 4],
-            [1, 2, 6],
-            [1, 6, 5],
-            [2, 3, 7],
-            [2, 7, 6],
-            [3, 0, 4],
-            [3, 4, 7],
+        // The open cube of the hole-filling tests (vertices 0–7), a fin on one of its edges
+        // (three faces on that edge), a face and its duplicate (each edge used twice in the
+        // same direction) and two triangles sharing one edge; vertices 15–20 are unused.
+        let mut faces = crate::holes::tests::open_cube(1.0).faces;
+        faces.extend([
             [0, 1, 8],
             [9, 10, 11],
             [9, 10, 11],
             [12, 13, 14],
             [21, 14, 13],
-        ];
+        ]);
         let expected = boundary_by_sorting(&faces);
         assert!(expected.len() > 6, "the fixture has boundary edges");
         assert_eq!(boundary_edges(&faces), expected);
