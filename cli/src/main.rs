@@ -97,15 +97,17 @@ struct ServeArgs {
     /// Jobs waiting for a worker before new ones get 429 `overloaded`.
     #[arg(long, env = "TRELLIS2_MAX_QUEUED_JOBS", default_value_t = t2_gateway::DEFAULT_MAX_QUEUED_JOBS)]
     max_queued_jobs: usize,
-    /// Remote services instead of in-process ones (give all four).
-    #[arg(long, env = "TRELLIS2_RMBG_URL", requires_all = ["dinov3_url", "flow_url", "mesh_url"])]
-    rmbg_url: Option<String>,
-    #[arg(long, env = "TRELLIS2_DINOV3_URL", requires = "rmbg_url")]
-    dinov3_url: Option<String>,
-    #[arg(long, env = "TRELLIS2_FLOW_URL", requires = "rmbg_url")]
-    flow_url: Option<String>,
-    #[arg(long, env = "TRELLIS2_MESH_URL", requires = "rmbg_url")]
-    mesh_url: Option<String>,
+    /// Remote services instead of in-process ones (give all four). Each takes a
+    /// comma-separated list of replicas (`--flow-url http://gpu0:50053,http://gpu1:50053`):
+    /// calls go to the least loaded; gates and `--job-concurrency` should grow with them.
+    #[arg(long, env = "TRELLIS2_RMBG_URL", value_delimiter = ',', requires_all = ["dinov3_url", "flow_url", "mesh_url"])]
+    rmbg_url: Option<Vec<String>>,
+    #[arg(long, env = "TRELLIS2_DINOV3_URL", value_delimiter = ',', requires = "rmbg_url")]
+    dinov3_url: Option<Vec<String>>,
+    #[arg(long, env = "TRELLIS2_FLOW_URL", value_delimiter = ',', requires = "rmbg_url")]
+    flow_url: Option<Vec<String>>,
+    #[arg(long, env = "TRELLIS2_MESH_URL", value_delimiter = ',', requires = "rmbg_url")]
+    mesh_url: Option<Vec<String>>,
     #[command(flatten)]
     compute: ComputeArgs,
 }

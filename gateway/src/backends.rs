@@ -12,21 +12,47 @@ use t2_svc_mesh::{MeshExtractor, RemoteMeshExtractor};
 use t2_svc_rmbg::{BackgroundRemover, RemoteBackgroundRemover};
 use t2_tensor::Device;
 
+use crate::replicas::Pool;
+
 #[derive(Clone)]
 pub struct Backends {
     pub rmbg: Arc<dyn BackgroundRemover>,
     pub dinov3: Arc<dyn FeatureExtractor>,
     pub flow: Arc<dyn FlowSampler>,
     pub mesh: Arc<dyn MeshExtractor>,
+    /// How many replicas stand behind each service (the gateway's per-service gates scale
+    /// with it).
+    pub replicas: ReplicaCounts,
 }
 
-/// gRPC addresses of the four services (`http://host:port`).
+/// Replicas behind each service; one each in process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaCounts {
+    pub rmbg: usize,
+    pub dinov3: usize,
+    pub flow: usize,
+    pub mesh: usize,
+}
+
+impl Default for ReplicaCounts {
+    fn default() -> Self {
+        Self {
+            rmbg: 1,
+            dinov3: 1,
+            flow: 1,
+            mesh: 1,
+        }
+    }
+}
+
+/// gRPC addresses of the four services (`http://host:port`), one per replica; a service with
+/// several is called through a least-loaded [`Pool`].
 #[derive(Debug, Clone)]
 pub struct UpstreamUrls {
-    pub rmbg: String,
-    pub dinov3: String,
-    pub flow: String,
-    pub mesh: String,
+    pub rmbg: Vec<String>,
+    pub dinov3: Vec<String>,
+    pub flow: Vec<String>,
+    pub mesh: Vec<String>,
 }
 
 /// How the in-process services run.
@@ -62,6 +88,7 @@ impl Backends {
             dinov3: t2_svc_dinov3::Dinov3Service::start(&o.models, o.device.clone()),
             flow: t2_svc_flow::FlowService::start(&o.models, o.device.clone()),
             mesh: t2_svc_mesh::MeshService::start(&o.models, o.device.clone(), o.preview.clone()),
+            replicas: ReplicaCounts::default(),
         }
     }
 
@@ -81,6 +108,7 @@ impl Backends {
             dinov3: t2_svc_dinov3::Dinov3Service::load(&o.models, o.device.clone())?,
             flow: t2_svc_flow::FlowService::with_models(flow, flow_s),
             mesh: t2_svc_mesh::MeshService::with_models(mesh, mesh_s, o.preview.clone()),
+            replicas: ReplicaCounts::default(),
         })
     }
 
@@ -92,17 +120,40 @@ impl Backends {
             dinov3: Arc::new(t2_svc_dinov3::NotBuilt),
             flow: Arc::new(t2_svc_flow::NotBuilt),
             mesh: Arc::new(t2_svc_mesh::NotBuilt),
+            replicas: ReplicaCounts::default(),
         }
     }
 
     /// Remote services over gRPC; channels connect lazily, so the gateway starts before them.
+    /// A service given several URLs is a [`Pool`] of its replicas.
     pub fn grpc(urls: &UpstreamUrls) -> Result<Self, tonic::transport::Error> {
-        let ch = t2_proto::client::lazy_channel;
         Ok(Self {
-            rmbg: Arc::new(RemoteBackgroundRemover::new(ch(&urls.rmbg)?)),
-            dinov3: Arc::new(RemoteFeatureExtractor::new(ch(&urls.dinov3)?)),
-            flow: Arc::new(RemoteFlowSampler::new(ch(&urls.flow)?)),
-            mesh: Arc::new(RemoteMeshExtractor::new(ch(&urls.mesh)?)),
+            rmbg: one_or_pool(
+                t2_svc_rmbg::SERVICE,
+                clients(&urls.rmbg, |c| -> Arc<dyn BackgroundRemover> { Arc::new(RemoteBackgroundRemover::new(c)) })?,
+                |p| Arc::new(p),
+            ),
+            dinov3: one_or_pool(
+                t2_svc_dinov3::SERVICE,
+                clients(&urls.dinov3, |c| -> Arc<dyn FeatureExtractor> { Arc::new(RemoteFeatureExtractor::new(c)) })?,
+                |p| Arc::new(p),
+            ),
+            flow: one_or_pool(
+                t2_svc_flow::SERVICE,
+                clients(&urls.flow, |c| -> Arc<dyn FlowSampler> { Arc::new(RemoteFlowSampler::new(c)) })?,
+                |p| Arc::new(p),
+            ),
+            mesh: one_or_pool(
+                t2_svc_mesh::SERVICE,
+                clients(&urls.mesh, |c| -> Arc<dyn MeshExtractor> { Arc::new(RemoteMeshExtractor::new(c)) })?,
+                |p| Arc::new(p),
+            ),
+            replicas: ReplicaCounts {
+                rmbg: urls.rmbg.len().max(1),
+                dinov3: urls.dinov3.len().max(1),
+                flow: urls.flow.len().max(1),
+                mesh: urls.mesh.len().max(1),
+            },
         })
     }
 
@@ -126,5 +177,27 @@ impl Backends {
             named(c, t2_svc_flow::SERVICE),
             named(d, t2_svc_mesh::SERVICE),
         ]
+    }
+}
+
+/// One client per URL, each over its own lazy channel.
+fn clients<T: ?Sized>(
+    urls: &[String],
+    client: impl Fn(tonic::transport::Channel) -> Arc<T>,
+) -> Result<Vec<(String, Arc<T>)>, tonic::transport::Error> {
+    urls.iter()
+        .map(|url| Ok((url.clone(), client(t2_proto::client::lazy_channel(url)?))))
+        .collect()
+}
+
+/// A lone replica's client as it is; several behind a [`Pool`] (`pool` makes the trait object).
+fn one_or_pool<T: ?Sized + Send + Sync>(
+    service: &'static str,
+    mut members: Vec<(String, Arc<T>)>,
+    pool: impl FnOnce(Pool<T>) -> Arc<T>,
+) -> Arc<T> {
+    match members.len() {
+        1 => members.pop().expect("one").1,
+        _ => pool(Pool::new(service, members)),
     }
 }

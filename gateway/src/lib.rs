@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod pipeline;
+pub mod replicas;
 pub mod types;
 
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use backends::{Backends, InProcessOptions, UpstreamUrls};
+pub use backends::{Backends, InProcessOptions, ReplicaCounts, UpstreamUrls};
 pub use pipeline::{Orchestrator, ServiceLimit, StageDeadlines};
 
 use crate::jobs::runner::JobRunner;

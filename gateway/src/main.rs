@@ -15,31 +15,38 @@ struct Args {
     /// Data directory: tokens, job database, artifacts, state key.
     #[arg(long, env = "TRELLIS2_DATA", default_value = "./data")]
     data: PathBuf,
+    /// The services' gRPC addresses. Each takes a comma-separated list of replicas
+    /// (`--flow-url http://gpu0:50053,http://gpu1:50053`): calls go to the least loaded one,
+    /// and the per-service gates grow with the count (raise `--job-concurrency` to match).
     #[arg(
         long,
         env = "TRELLIS2_RMBG_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50051"
     )]
-    rmbg_url: String,
+    rmbg_url: Vec<String>,
     #[arg(
         long,
         env = "TRELLIS2_DINOV3_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50052"
     )]
-    dinov3_url: String,
+    dinov3_url: Vec<String>,
     #[arg(
         long,
         env = "TRELLIS2_FLOW_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50053"
     )]
-    flow_url: String,
+    flow_url: Vec<String>,
     #[arg(
         long,
         env = "TRELLIS2_MESH_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:50054"
     )]
-    mesh_url: String,
-    /// Jobs executed at once (one per GPU).
+    mesh_url: Vec<String>,
+    /// Jobs executed at once (one per GPU: with two flow replicas, 2).
     #[arg(long, env = "TRELLIS2_JOB_CONCURRENCY", default_value_t = 1)]
     job_concurrency: usize,
     /// Seconds before a synchronous call is answered 504 `timeout`.
@@ -82,4 +89,21 @@ async fn main() -> anyhow::Result<()> {
         .with_graceful_shutdown(t2_proto::server::shutdown_signal())
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_url_takes_a_comma_separated_list_of_replicas() {
+        let a = Args::try_parse_from([
+            "trellis2-gateway",
+            "--flow-url",
+            "http://gpu0:50053,http://gpu1:50053",
+        ])
+        .unwrap();
+        assert_eq!(a.flow_url, ["http://gpu0:50053", "http://gpu1:50053"]);
+        assert_eq!(a.mesh_url, ["http://127.0.0.1:50054"]);
+    }
 }

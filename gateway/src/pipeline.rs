@@ -94,7 +94,7 @@ impl Default for StageDeadlines {
     }
 }
 
-/// How many calls this gateway keeps open to one service.
+/// How many calls this gateway keeps open to one replica of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceLimit {
     /// Calls in flight at once (each service runs one job per GPU and queues a few more).
@@ -123,9 +123,11 @@ struct Gate {
 }
 
 impl Gate {
-    fn new(service: &'static str, limit: ServiceLimit) -> Self {
-        let concurrency = limit.concurrency.max(1);
-        let capacity = concurrency + limit.max_waiting;
+    /// `limit` is per replica: `replicas` of them take that many times the calls.
+    fn new(service: &'static str, limit: ServiceLimit, replicas: usize) -> Self {
+        let replicas = replicas.max(1);
+        let concurrency = limit.concurrency.max(1) * replicas;
+        let capacity = concurrency + limit.max_waiting * replicas;
         Self {
             service,
             admitted: Arc::new(Semaphore::new(capacity)),
@@ -184,14 +186,15 @@ impl Orchestrator {
         limit: ServiceLimit,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let n = backends.replicas;
         Self {
+            rmbg: Gate::new(t2_svc_rmbg::SERVICE, limit, n.rmbg),
+            dinov3: Gate::new(t2_svc_dinov3::SERVICE, limit, n.dinov3),
+            flow: Gate::new(t2_svc_flow::SERVICE, limit, n.flow),
+            mesh: Gate::new(t2_svc_mesh::SERVICE, limit, n.mesh),
             backends,
             deadlines,
             metrics,
-            rmbg: Gate::new(t2_svc_rmbg::SERVICE, limit),
-            dinov3: Gate::new(t2_svc_dinov3::SERVICE, limit),
-            flow: Gate::new(t2_svc_flow::SERVICE, limit),
-            mesh: Gate::new(t2_svc_mesh::SERVICE, limit),
         }
     }
 

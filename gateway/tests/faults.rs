@@ -192,6 +192,7 @@ async fn a_client_disconnecting_mid_generate_stops_the_sampler() {
         dinov3: t2_svc_dinov3::Dinov3Service::start(models, Device::Cpu),
         flow: flow.clone(),
         mesh: d.clone(),
+        replicas: Default::default(),
     };
     let g = gateway_with(backends, tempfile::tempdir().unwrap()).await;
     let t = Instant::now();

@@ -67,10 +67,10 @@ async fn gateway_over_grpc_health_readiness_and_trace_propagation() {
     tokio::spawn(t2_svc_mesh::serve(d.clone(), l4, s4));
 
     let backends = Backends::grpc(&UpstreamUrls {
-        rmbg,
-        dinov3,
-        flow,
-        mesh,
+        rmbg: vec![rmbg],
+        dinov3: vec![dinov3],
+        flow: vec![flow],
+        mesh: vec![mesh],
     })
     .unwrap();
     let g = gateway_with(backends, tempfile::tempdir().unwrap()).await;
@@ -154,5 +154,87 @@ async fn gateway_over_grpc_health_readiness_and_trace_propagation() {
             .unwrap()
             .iter()
             .all(|s| s["ready"] == false)
+    );
+}
+
+/// Two flow replicas behind one gateway: generations are spread over both, `/ready` stays
+/// ready while one is down (and says so), and generations keep succeeding on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_flow_replicas_share_the_work_and_cover_for_each_other() {
+    let d = Doubles::ready();
+    let flows = [Doubles::ready(), Doubles::ready()];
+    let mut urls = Vec::new();
+    let mut stops = Vec::new();
+    let mut flow_servers = Vec::new();
+    for i in 0..5 {
+        let (l, url) = listener().await;
+        let (stop, s) = stopper();
+        let server = match i {
+            0 => tokio::spawn(t2_svc_rmbg::serve(d.clone(), l, s)),
+            1 => tokio::spawn(t2_svc_dinov3::serve(d.clone(), l, s)),
+            2 | 3 => tokio::spawn(t2_svc_flow::serve(flows[i - 2].clone(), l, s)),
+            _ => tokio::spawn(t2_svc_mesh::serve(d.clone(), l, s)),
+        };
+        if (2..4).contains(&i) {
+            flow_servers.push(server);
+        }
+        urls.push(url);
+        stops.push(stop);
+    }
+    let backends = Backends::grpc(&UpstreamUrls {
+        rmbg: vec![urls[0].clone()],
+        dinov3: vec![urls[1].clone()],
+        flow: vec![urls[2].clone(), urls[3].clone()],
+        mesh: vec![urls[4].clone()],
+    })
+    .unwrap();
+    assert_eq!(backends.replicas.flow, 2);
+    let g = gateway_with(backends, tempfile::tempdir().unwrap()).await;
+    wait_ready(&g, StatusCode::OK).await;
+
+    let generate = || {
+        g.request(http::Method::POST, "/generate")
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"image": b64(&png(8, 8))}).to_string()))
+            .unwrap()
+    };
+    let served = || flows.each_ref().map(|f| f.flow_calls.load(std::sync::atomic::Ordering::SeqCst));
+    for _ in 0..4 {
+        let r = g.send(generate()).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    }
+    assert_eq!(served(), [2, 2], "an idle pool alternates");
+
+    // Replica 0 stops: the gateway stays ready, names it, and serves from replica 1.
+    stops.remove(2).send(()).unwrap();
+    flow_servers.remove(0).await.unwrap().unwrap();
+    let v = wait_ready(&g, StatusCode::OK).await;
+    let flow = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "flow")
+        .cloned()
+        .unwrap();
+    assert_eq!(flow["ready"], true, "{v}");
+    for _ in 0..3 {
+        let r = g.send(generate()).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    }
+    assert_eq!(served(), [2, 5]);
+    // /ready's probe marked replica 0 down, or a failed call did; either way it says which.
+    let v = ready(&g).await.1;
+    let detail = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "flow")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.starts_with("1 of 2 replicas ready") && detail.contains(&urls[2]),
+        "{detail}"
     );
 }

@@ -40,6 +40,7 @@ async fn real_gateway() -> (TestGateway, Arc<FlowService>) {
                 resolution: 64,
             },
         ),
+        replicas: Default::default(),
     };
     let g = gateway_with(backends, tempfile::tempdir().unwrap()).await;
     let t = Instant::now();

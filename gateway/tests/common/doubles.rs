@@ -24,6 +24,8 @@ pub struct Doubles {
     pub hang_flow: AtomicBool,
     /// Trace ids seen inside service calls (from the current span).
     pub trace_ids: Mutex<Vec<String>>,
+    /// Flow generations served.
+    pub flow_calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Doubles {
@@ -39,6 +41,7 @@ impl Doubles {
             dinov3: self.clone(),
             flow: self.clone(),
             mesh: self.clone(),
+            replicas: Default::default(),
         }
     }
 
@@ -108,6 +111,7 @@ impl t2_svc_flow::FlowSampler for Doubles {
         p: ProgressSink,
     ) -> Result<Latents, ServiceError> {
         self.record_trace();
+        self.flow_calls.fetch_add(1, Ordering::SeqCst);
         p.report("sparse_structure", 1, 2);
         if self.hang_flow.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
