@@ -228,6 +228,54 @@ fn overlap_checker_sees_overlap() {
     assert!(overlapping_texels(&uvs, &[[0, 1, 2], [3, 4, 5]], 64) > 0);
 }
 
+/// Texels of a `page`² atlas near each chart (its triangles' texel centres and corner texels,
+/// grown by the chart padding) belong to one chart only: filtering near one chart never reads
+/// another.
+fn charts_keep_their_padding(u: &uv::UvMesh, page: u32, what: &str) {
+    let n = page as i64;
+    let pad = uv::CHART_PADDING as i64;
+    let mut owner = vec![u32::MAX; (n * n) as usize];
+    let claim = |x: i64, y: i64, chart: u32, owner: &mut Vec<u32>| {
+        for dy in -pad..=pad {
+            for dx in -pad..=pad {
+                let (x, y) = (x + dx, y + dy);
+                if (0..n).contains(&x) && (0..n).contains(&y) {
+                    let o = &mut owner[(y * n + x) as usize];
+                    assert!(
+                        *o == u32::MAX || *o == chart,
+                        "{what}: chart {chart} comes within the padding of chart {o} at ({x}, {y})"
+                    );
+                    *o = chart;
+                }
+            }
+        }
+    };
+    for f in &u.faces {
+        let chart = u.chart[f[0] as usize];
+        let p = f.map(|i| u.uvs[i as usize].map(|v| v as f64 * page as f64));
+        for q in &p {
+            claim(q[0].floor() as i64, q[1].floor() as i64, chart, &mut owner);
+        }
+        let area = (p[1][0] - p[0][0]) * (p[2][1] - p[0][1]) - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
+        if area == 0.0 {
+            continue;
+        }
+        let (x0, x1) = p.iter().fold((f64::MAX, f64::MIN), |a, q| (a.0.min(q[0]), a.1.max(q[0])));
+        let (y0, y1) = p.iter().fold((f64::MAX, f64::MIN), |a, q| (a.0.min(q[1]), a.1.max(q[1])));
+        for y in y0.floor() as i64..=y1.ceil() as i64 {
+            for x in x0.floor() as i64..=x1.ceil() as i64 {
+                let c = [x as f64 + 0.5, y as f64 + 0.5];
+                let e = |a: [f64; 2], b: [f64; 2]| {
+                    ((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])) / area
+                };
+                if [e(p[1], p[2]), e(p[2], p[0]), e(p[0], p[1])].iter().all(|&w| w >= 0.0) {
+                    claim(x, y, chart, &mut owner);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn uvs_in_unit_square_without_overlap() {
     let mut rng = StdRng::seed_from_u64(7);
@@ -277,6 +325,9 @@ fn uvs_in_unit_square_without_overlap() {
                     (0.0..=1.0).contains(&t[0]) && (0.0..=1.0).contains(&t[1]),
                     "case {case}: uv {i} = {t:?}"
                 );
+            }
+            if std::ptr::eq(u, &direct) {
+                charts_keep_their_padding(u, 1024, &format!("case {case}"));
             }
             let overlaps = overlapping_texels(&u.uvs, &u.faces, 2048);
             assert_eq!(

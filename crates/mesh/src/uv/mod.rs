@@ -1,15 +1,18 @@
-//! UV unwrapping: charts, flattening and packing into one atlas page. Our own segmentation
-//! (`charts`) and direct LSCM solve (`lscm`) make and flatten the charts; the pure-Rust
-//! `uvunwrap` crate validates them (flips, overlaps), re-flattens any it rejects with its own
-//! LSCM/ARAP, and packs. The crate can do the whole job (`Flattening::Uvunwrap`), but its
-//! iterative LSCM + ARAP solves were most of its time (its CGLS: 61 % of a whole mesh-bench
-//! run's CPU samples; BENCHMARKS.md, "Mesh on the H200 host"). Seam vertices
-//! are duplicated; `xref` maps each output vertex back to its input vertex (the reference's
-//! `vmaps`) so normals can be carried over.
+//! UV unwrapping: charts, flattening and packing into one atlas page, all ours in production:
+//! segmentation (`charts`), a direct LSCM solve per chart (`lscm`; a chart that flips, distorts
+//! or overlaps itself is halved and solved again) and shelf packing of the charts' smallest
+//! rectangles (`pack`). The pure-Rust `uvunwrap` crate stays as the comparison: it can do the
+//! whole job (`Flattening::Uvunwrap`; its iterative LSCM + ARAP solves were 61 % of a whole
+//! mesh-bench run's CPU samples) or validate and pack our charts
+//! (`Flattening::DirectLscmCratePacking`; its packing trials were most of what was left:
+//! BENCHMARKS.md, "Mesh on the H200 host"). Seam vertices are duplicated; `xref` maps each
+//! output vertex back to its input vertex (the reference's `vmaps`) so normals can be carried
+//! over.
 
 mod charts;
 mod lscm;
 mod overlap;
+mod pack;
 mod v3;
 
 use std::sync::Mutex;
@@ -54,26 +57,32 @@ pub struct UvMesh {
     pub faces: Vec<[u32; 3]>,
     /// Input vertex of each output vertex.
     pub xref: Vec<u32>,
-    /// Chart of each output vertex (`u32::MAX` for vertices of uncharted degenerate faces).
+    /// Chart of each output vertex (the crate's paths: `u32::MAX` for vertices of uncharted
+    /// degenerate faces).
     pub chart: Vec<u32>,
     pub chart_count: u32,
     /// Fraction of the atlas covered by charts.
     pub utilization: f32,
-    /// Wall seconds of the stages: our charts + LSCM (0 with `Flattening::Uvunwrap`), then
-    /// the crate's segmentation (islands, with ours), flattening (validation and re-flattening,
-    /// with ours), packing and output.
+    /// Wall seconds of the stages: our charts + LSCM (0 with `Flattening::Uvunwrap`), the
+    /// crate's segmentation (islands, with ours) and flattening (validation and re-flattening,
+    /// with ours) (both 0 with `DirectLscm`), then packing and output (ours or the crate's).
     pub stage_seconds: [f64; 5],
-    /// Charts our LSCM handed to the crate to flatten (still flipped, too distorted,
-    /// overlapping or unsolvable after `MAX_SPLIT_DEPTH` halvings).
+    /// Charts our LSCM could not flatten whole (still flipped, too distorted, overlapping or
+    /// unsolvable after `MAX_SPLIT_DEPTH` halvings): cut into single triangles
+    /// (`DirectLscm`) or handed to the crate (`DirectLscmCratePacking`).
     pub handed_off_charts: u32,
 }
 
-/// Who makes and flattens the charts.
+/// Who makes, flattens and packs the charts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flattening {
-    /// Our segmentation and direct LSCM; the crate validates, fixes what it rejects, packs.
+    /// Ours end to end: segmentation, direct LSCM (charts it cannot flatten are cut into
+    /// single triangles) and shelf packing (`pack`).
     DirectLscm,
-    /// The crate alone (its segmentation, iterative LSCM and ARAP).
+    /// Our segmentation and direct LSCM; the crate validates, re-flattens what we gave up on
+    /// and packs (the production path before `pack`; kept to compare against).
+    DirectLscmCratePacking,
+    /// The crate alone (its segmentation, iterative LSCM and ARAP, its packing).
     Uvunwrap,
 }
 
@@ -135,10 +144,14 @@ pub fn unwrap_with(
         ..Options::default()
     };
     let pieces = split_into_pieces(mesh, piece_faces);
+    if flattening == Flattening::DirectLscm {
+        let max_area = (total_area * MAX_CHART_AREA_FRACTION) as f64;
+        return unwrap_direct(mesh, texture_size, &pieces, max_area);
+    }
     let start = Instant::now();
     let prepared: Vec<Option<Prepared>> = match flattening {
         Flattening::Uvunwrap => pieces.iter().map(|_| None).collect(),
-        Flattening::DirectLscm => {
+        Flattening::DirectLscm | Flattening::DirectLscmCratePacking => {
             let max_area = (total_area * MAX_CHART_AREA_FRACTION) as f64;
             pieces
                 .par_iter()
@@ -231,6 +244,192 @@ pub fn unwrap_with(
         stage_seconds,
         handed_off_charts,
     })
+}
+
+/// `Flattening::DirectLscm`: each piece's charts made and flattened in parallel, every chart
+/// scaled to its surface area (even texel density) and turned to its smallest rectangle, the
+/// rectangles shelf-packed, then the pieces put back together in input face order.
+fn unwrap_direct(
+    mesh: &TriMesh,
+    texture_size: u32,
+    pieces: &[Piece],
+    max_area: f64,
+) -> Result<UvMesh, MeshError> {
+    let start = Instant::now();
+    let charted: Vec<(Vec<Flat>, u32)> = pieces
+        .par_iter()
+        .map(|piece| {
+            let faces: Vec<[u32; 3]> = piece
+                .indices
+                .chunks_exact(3)
+                .map(|t| [t[0], t[1], t[2]])
+                .collect();
+            let charts = charts::segment(&piece.positions, &faces, MAX_CHART_ANGLE_DEG, max_area);
+            let flats: Vec<Flat> = charts
+                .into_par_iter()
+                .flat_map_iter(|chart| flatten(&piece.positions, &faces, chart, 0))
+                .collect();
+            let handed_off = flats.iter().filter(|f| f.uv.is_none()).count() as u32;
+            let flats = flats
+                .into_iter()
+                .flat_map(|f| match f.uv {
+                    Some(_) => vec![f],
+                    None => single_triangles(&piece.positions, &faces, &f),
+                })
+                .map(|mut f| {
+                    to_world_scale(&piece.positions, &faces, &mut f);
+                    f
+                })
+                .collect();
+            (flats, handed_off)
+        })
+        .collect();
+    let ours = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let frames: Vec<pack::ChartFrame> = charted
+        .par_iter()
+        .zip(pieces)
+        .flat_map_iter(|((flats, _), piece)| {
+            flats.iter().map(|f| {
+                let uv = f.uv.as_deref().expect("flattened");
+                pack::ChartFrame::fit_outline(uv, &outline(f, &piece.indices))
+            })
+        })
+        .collect();
+    let packing = pack::pack(&frames, texture_size, CHART_PADDING)?;
+    let pack_s = start.elapsed().as_secs_f64();
+    // Charts into the page; pieces back into one mesh: seam vertices are per-chart copies,
+    // faces go back to their input positions.
+    let start = Instant::now();
+    let s = packing.texels_per_unit;
+    let page = texture_size as f64;
+    let pad = CHART_PADDING as f64;
+    let mut out = UvMesh {
+        faces: vec![[0u32; 3]; mesh.faces.len()],
+        ..UvMesh::default()
+    };
+    let mut covered = 0.0f64;
+    let mut c = 0usize;
+    for (piece, (flats, _)) in pieces.iter().zip(&charted) {
+        let mut slot = vec![u32::MAX; piece.positions.len()];
+        for flat in flats {
+            let (frame, corner) = (&frames[c], packing.corners[c]);
+            let uv = flat.uv.as_deref().expect("flattened");
+            let base = out.xref.len() as u32;
+            for (k, (&v, &p)) in flat.verts.iter().zip(uv).enumerate() {
+                if slot[v as usize] == u32::MAX || (slot[v as usize] as usize) < base as usize {
+                    slot[v as usize] = base + k as u32;
+                }
+                let q = frame.local(p);
+                out.xref.push(piece.vertex_ids[v as usize]);
+                out.uvs.push([
+                    ((corner[0] as f64 + pad + q[0] * s) / page) as f32,
+                    ((corner[1] as f64 + pad + q[1] * s) / page) as f32,
+                ]);
+                out.chart.push(c as u32);
+            }
+            for &f in &flat.faces {
+                let t = &piece.indices[3 * f as usize..3 * f as usize + 3];
+                out.faces[piece.face_ids[f as usize] as usize] =
+                    [t[0], t[1], t[2]].map(|v| slot[v as usize]);
+                let [a, b, cc] = [t[0], t[1], t[2]].map(|v| uv[(slot[v as usize] - base) as usize]);
+                covered += v3::signed_area(a, b, cc).abs();
+            }
+            c += 1;
+        }
+    }
+    out.positions = out.xref.iter().map(|&i| mesh.vertices[i as usize]).collect();
+    out.chart_count = c as u32;
+    out.utilization = (covered * s * s / (page * page)) as f32;
+    out.handed_off_charts = charted.iter().map(|(_, h)| h).sum();
+    out.stage_seconds = [ours, 0.0, 0.0, pack_s, start.elapsed().as_secs_f64()];
+    Ok(out)
+}
+
+/// A chart's boundary edges (used by one of its faces), as pairs of its UV slots.
+fn outline(flat: &Flat, indices: &[u32]) -> Vec<[u32; 2]> {
+    let mut slot = std::collections::HashMap::with_capacity(flat.verts.len());
+    for (k, &v) in flat.verts.iter().enumerate() {
+        slot.entry(v).or_insert(k as u32);
+    }
+    let mut edges: Vec<[u32; 2]> = flat
+        .faces
+        .iter()
+        .flat_map(|&f| {
+            let t: [u32; 3] = std::array::from_fn(|j| slot[&indices[3 * f as usize + j]]);
+            [[t[0], t[1]], [t[1], t[2]], [t[2], t[0]]].map(|[a, b]| [a.min(b), a.max(b)])
+        })
+        .collect();
+    edges.sort_unstable();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < edges.len() {
+        let j = edges[i..].iter().take_while(|&&e| e == edges[i]).count();
+        if j == 1 {
+            out.push(edges[i]);
+        }
+        i += j;
+    }
+    out
+}
+
+/// Each triangle of a chart our LSCM gave up on as a chart of its own, laid flat with its
+/// true edge lengths (a triangle can neither flip nor overlap itself).
+fn single_triangles(positions: &[[f32; 3]], faces: &[[u32; 3]], chart: &Flat) -> Vec<Flat> {
+    chart
+        .faces
+        .iter()
+        .map(|&f| {
+            let t = faces[f as usize];
+            let [a, b, c] = t.map(|v| positions[v as usize].map(f64::from));
+            let (e1, e2) = (v3::sub(b, a), v3::sub(c, a));
+            let x1 = v3::len(e1);
+            let n = v3::cross(e1, e2);
+            let uv = if x1 > 0.0 && v3::len(n) > 0.0 {
+                let ax = v3::scale(e1, 1.0 / x1);
+                let ay = v3::cross(v3::scale(n, 1.0 / v3::len(n)), ax);
+                vec![[0.0, 0.0], [x1, 0.0], [v3::dot(e2, ax), v3::dot(e2, ay)]]
+            } else {
+                // No area: a point (it covers no texel either way).
+                vec![[0.0, 0.0]; 3]
+            };
+            // A triangle with a repeated vertex still gets three UV slots; `verts` keeps the
+            // corners in order and duplicates are harmless (each corner maps to its slot).
+            Flat {
+                faces: vec![f],
+                verts: t.to_vec(),
+                uv: Some(uv),
+            }
+        })
+        .collect()
+}
+
+/// Scales a flattened chart's UVs so its UV area equals its surface area: every chart then
+/// gets the same texels per unit of surface. (LSCM pins two vertices at their planar
+/// distance, so this is close to 1; a chart with no UV or surface area keeps its scale.)
+fn to_world_scale(positions: &[[f32; 3]], faces: &[[u32; 3]], flat: &mut Flat) {
+    let Some(uv) = flat.uv.as_mut() else {
+        return;
+    };
+    let mut slot = std::collections::HashMap::with_capacity(flat.verts.len());
+    for (k, &v) in flat.verts.iter().enumerate() {
+        slot.entry(v).or_insert(k);
+    }
+    let (mut surface, mut flat_area) = (0.0f64, 0.0f64);
+    for &f in &flat.faces {
+        let t = faces[f as usize];
+        let [a, b, c] = t.map(|v| positions[v as usize]);
+        surface += crate::geom::tri_area(a, b, c) as f64;
+        let [p, q, r] = t.map(|v| uv[slot[&v]]);
+        flat_area += v3::signed_area(p, q, r).abs();
+    }
+    if surface > 0.0 && flat_area > 0.0 {
+        let k = (surface / flat_area).sqrt();
+        for p in uv.iter_mut() {
+            *p = [p[0] * k, p[1] * k];
+        }
+    }
 }
 
 /// A piece's charts made and flattened by us, as the crate's repacking input: each chart has
