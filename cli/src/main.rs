@@ -102,11 +102,26 @@ struct ServeArgs {
     /// calls go to the least loaded; gates and `--job-concurrency` should grow with them.
     #[arg(long, env = "TRELLIS2_RMBG_URL", value_delimiter = ',', requires_all = ["dinov3_url", "flow_url", "mesh_url"])]
     rmbg_url: Option<Vec<String>>,
-    #[arg(long, env = "TRELLIS2_DINOV3_URL", value_delimiter = ',', requires = "rmbg_url")]
+    #[arg(
+        long,
+        env = "TRELLIS2_DINOV3_URL",
+        value_delimiter = ',',
+        requires = "rmbg_url"
+    )]
     dinov3_url: Option<Vec<String>>,
-    #[arg(long, env = "TRELLIS2_FLOW_URL", value_delimiter = ',', requires = "rmbg_url")]
+    #[arg(
+        long,
+        env = "TRELLIS2_FLOW_URL",
+        value_delimiter = ',',
+        requires = "rmbg_url"
+    )]
     flow_url: Option<Vec<String>>,
-    #[arg(long, env = "TRELLIS2_MESH_URL", value_delimiter = ',', requires = "rmbg_url")]
+    #[arg(
+        long,
+        env = "TRELLIS2_MESH_URL",
+        value_delimiter = ',',
+        requires = "rmbg_url"
+    )]
     mesh_url: Option<Vec<String>>,
     #[command(flatten)]
     compute: ComputeArgs,

@@ -130,22 +130,30 @@ impl Backends {
         Ok(Self {
             rmbg: one_or_pool(
                 t2_svc_rmbg::SERVICE,
-                clients(&urls.rmbg, |c| -> Arc<dyn BackgroundRemover> { Arc::new(RemoteBackgroundRemover::new(c)) })?,
+                clients(&urls.rmbg, |c| -> Arc<dyn BackgroundRemover> {
+                    Arc::new(RemoteBackgroundRemover::new(c))
+                })?,
                 |p| Arc::new(p),
             ),
             dinov3: one_or_pool(
                 t2_svc_dinov3::SERVICE,
-                clients(&urls.dinov3, |c| -> Arc<dyn FeatureExtractor> { Arc::new(RemoteFeatureExtractor::new(c)) })?,
+                clients(&urls.dinov3, |c| -> Arc<dyn FeatureExtractor> {
+                    Arc::new(RemoteFeatureExtractor::new(c))
+                })?,
                 |p| Arc::new(p),
             ),
             flow: one_or_pool(
                 t2_svc_flow::SERVICE,
-                clients(&urls.flow, |c| -> Arc<dyn FlowSampler> { Arc::new(RemoteFlowSampler::new(c)) })?,
+                clients(&urls.flow, |c| -> Arc<dyn FlowSampler> {
+                    Arc::new(RemoteFlowSampler::new(c))
+                })?,
                 |p| Arc::new(p),
             ),
             mesh: one_or_pool(
                 t2_svc_mesh::SERVICE,
-                clients(&urls.mesh, |c| -> Arc<dyn MeshExtractor> { Arc::new(RemoteMeshExtractor::new(c)) })?,
+                clients(&urls.mesh, |c| -> Arc<dyn MeshExtractor> {
+                    Arc::new(RemoteMeshExtractor::new(c))
+                })?,
                 |p| Arc::new(p),
             ),
             replicas: ReplicaCounts {

@@ -244,15 +244,13 @@ impl Orchestrator {
         .await
     }
 
-    /// Image → latents (and, with `preview_video`, the turntable of [`PREVIEW_EXPORT`]).
-    pub async fn generate(
+    /// Background removal and features: the flow request of `plan`, conditioned.
+    async fn condition(
         &self,
         plan: GeneratePlan,
-        progress: ProgressSink,
-    ) -> Result<Generated, ServiceError> {
-        let start = Instant::now();
-        let mut timings = Timings::default();
-
+        progress: &ProgressSink,
+        timings: &mut Timings,
+    ) -> Result<GenerateRequest, ServiceError> {
         let t = Instant::now();
         progress.report("remove_background", 0, 1);
         let cut = self.remove_background(plan.image.to_proto()).await?;
@@ -289,6 +287,19 @@ impl Orchestrator {
         flow.cond_512 = cond(512);
         flow.cond_1024 = cond(1024);
         timings.features_s = secs(t);
+        Ok(flow)
+    }
+
+    /// Image → latents (and, with `preview_video`, the turntable of [`PREVIEW_EXPORT`]).
+    pub async fn generate(
+        &self,
+        plan: GeneratePlan,
+        progress: ProgressSink,
+    ) -> Result<Generated, ServiceError> {
+        let start = Instant::now();
+        let mut timings = Timings::default();
+        let preview_video = plan.preview_video;
+        let flow = self.condition(plan, &progress, &mut timings).await?;
 
         let t = Instant::now();
         let latents = self
@@ -302,7 +313,7 @@ impl Orchestrator {
         timings.flow_s = secs(t);
 
         let mut video = None;
-        if plan.preview_video {
+        if preview_video {
             let t = Instant::now();
             let out = self
                 .mesh_call("video", latents.clone(), PREVIEW_EXPORT, true, progress)
@@ -326,6 +337,86 @@ impl Orchestrator {
             video,
             timings,
         })
+    }
+
+    /// Image → latents → GLB (and the preview video with `plan.preview_video`), as a job runs
+    /// it: the flow streams the shape latents ahead of the texture flow, and the mesh service
+    /// decodes the shape and runs the GLB's surface steps while the texture latents are
+    /// sampled (a staged extraction); they follow when the flow is done. A flow that sends
+    /// no shape latents ahead (an older service) gets the plain extraction after it.
+    pub async fn generate_and_extract(
+        &self,
+        plan: GeneratePlan,
+        progress: ProgressSink,
+    ) -> Result<(Generated, ExtractOutput), ServiceError> {
+        let start = Instant::now();
+        let mut timings = Timings::default();
+        let (export, preview_video) = (plan.export, plan.preview_video);
+        let flow = self.condition(plan, &progress, &mut timings).await?;
+
+        let (shape_tx, shape_rx) = tokio::sync::oneshot::channel();
+        let (tex_tx, tex_rx) = tokio::sync::oneshot::channel();
+        let t = Instant::now();
+        let sampled = async {
+            let out = self
+                .stage(
+                    "flow",
+                    &self.flow,
+                    self.deadlines.flow,
+                    self.backends
+                        .flow
+                        .generate_staged(flow, progress.clone(), shape_tx),
+                )
+                .await;
+            // The staged extraction gets the texture latents, or (the flow failed) a dropped
+            // sender, which stops it.
+            if let Some(tex) = out.as_ref().ok().and_then(|l| l.tex_slat.clone()) {
+                let _ = tex_tx.send(Ok(tex));
+            }
+            (out, secs(t))
+        };
+        let staged = async {
+            let shape = shape_rx.await.ok()?;
+            let req = ExtractRequest {
+                latents: Some(shape),
+                params: Some(export),
+                preview_video,
+            };
+            Some(
+                self.stage(
+                    "extract",
+                    &self.mesh,
+                    self.deadlines.mesh,
+                    self.backends
+                        .mesh
+                        .extract_staged(req, tex_rx, progress.clone()),
+                )
+                .await,
+            )
+        };
+        let ((latents, flow_s), extracted) = tokio::join!(sampled, staged);
+        // The flow's failure is the cause when both failed (the extraction was only stopped).
+        let latents = latents?;
+        timings.flow_s = flow_s;
+        let out = match extracted {
+            Some(out) => out?,
+            None => {
+                self.mesh_call("extract", latents.clone(), export, preview_video, progress)
+                    .await?
+            }
+        };
+        timings.total_s = secs(start);
+        let video = out
+            .artifacts
+            .iter()
+            .find(|a| a.name == VIDEO_ARTIFACT)
+            .map(|a| a.data.clone());
+        let generated = Generated {
+            latents,
+            video,
+            timings,
+        };
+        Ok((generated, out))
     }
 
     /// Latents → GLB (and the preview video when asked).

@@ -10,6 +10,8 @@
 //!   skipped for [`COOL_DOWN`] while another one is up, and the call that got that answer is
 //!   tried once more on another replica (the service did no work for it).
 //! - `info` is ready when any replica is; its detail names the replicas that are not.
+//! - Staged calls (shape latents streamed ahead, texture latents sent later) go to one replica
+//!   and are not retried: what was streamed cannot be replayed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,8 +25,8 @@ use t2_proto::mesh::v1::ExtractRequest;
 use t2_proto::rmbg::v1::RemoveBackgroundResponse;
 use t2_proto::{ProgressSink, ServiceError};
 use t2_svc_dinov3::{FeatureExtractor, FeatureMap};
-use t2_svc_flow::FlowSampler;
-use t2_svc_mesh::{ExtractOutput, MeshExtractor};
+use t2_svc_flow::{FlowSampler, ShapeLatentsSink};
+use t2_svc_mesh::{ExtractOutput, MeshExtractor, TexLatents};
 use t2_svc_rmbg::BackgroundRemover;
 
 /// How long a replica that answered `unavailable` is passed over while others are up: long
@@ -145,6 +147,22 @@ impl<T: ?Sized + Send + Sync> Pool<T> {
         out
     }
 
+    /// Runs `call` once on the least-loaded replica (for calls that cannot be repeated, such
+    /// as a staged extraction whose texture latents arrive through a channel).
+    pub async fn call_once<R, Fut>(
+        &self,
+        call: impl FnOnce(Arc<T>) -> Fut,
+    ) -> Result<R, ServiceError>
+    where
+        Fut: Future<Output = Result<R, ServiceError>>,
+    {
+        let (i, guard) = self.pick(None).expect("a pool is never empty");
+        let out = call(self.members[i].imp.clone()).await;
+        drop(guard);
+        self.members[i].set_down(matches!(out, Err(ServiceError::Unavailable(_))));
+        out
+    }
+
     /// Every replica's self-description, merged: ready when any is; models, devices and
     /// memory of all of them; the detail names the replicas that are not ready and why.
     pub async fn info<F, Fut>(&self, get: F) -> ServiceInfo
@@ -244,6 +262,15 @@ impl FlowSampler for Pool<dyn FlowSampler> {
         })
         .await
     }
+    async fn generate_staged(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+        shape: ShapeLatentsSink,
+    ) -> Result<Latents, ServiceError> {
+        self.call_once(|s| async move { s.generate_staged(request, progress, shape).await })
+            .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -261,6 +288,15 @@ impl MeshExtractor for Pool<dyn MeshExtractor> {
             async move { s.extract(request, progress).await }
         })
         .await
+    }
+    async fn extract_staged(
+        &self,
+        request: ExtractRequest,
+        tex: TexLatents,
+        progress: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        self.call_once(|s| async move { s.extract_staged(request, tex, progress).await })
+            .await
     }
 }
 
@@ -370,7 +406,11 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        assert!(p.members.iter().all(|m| m.in_flight.load(Ordering::SeqCst) == 0));
+        assert!(
+            p.members
+                .iter()
+                .all(|m| m.in_flight.load(Ordering::SeqCst) == 0)
+        );
     }
 
     #[tokio::test]

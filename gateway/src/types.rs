@@ -402,6 +402,8 @@ impl GenerateBody {
                 shape_slat: Some(shape),
                 tex_slat: Some(tex),
                 max_num_tokens,
+                // Set by the orchestrator where it uses them (jobs).
+                stream_shape_latents: false,
             },
             preview_video: self.preview_video.unwrap_or(true),
             export,

@@ -198,7 +198,11 @@ async fn two_flow_replicas_share_the_work_and_cover_for_each_other() {
             .body(Body::from(json!({"image": b64(&png(8, 8))}).to_string()))
             .unwrap()
     };
-    let served = || flows.each_ref().map(|f| f.flow_calls.load(std::sync::atomic::Ordering::SeqCst));
+    let served = || {
+        flows
+            .each_ref()
+            .map(|f| f.flow_calls.load(std::sync::atomic::Ordering::SeqCst))
+    };
     for _ in 0..4 {
         let r = g.send(generate()).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
@@ -237,4 +241,59 @@ async fn two_flow_replicas_share_the_work_and_cover_for_each_other() {
         detail.starts_with("1 of 2 replicas ready") && detail.contains(&urls[2]),
         "{detail}"
     );
+}
+
+/// A job over real gRPC: the flow streams the shape latents ahead, the gateway opens the mesh
+/// service's staged extraction with them and sends the texture latents on the same call when
+/// the flow is done; the job's GLB comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_over_grpc_extracts_in_stages() {
+    let d = Doubles::ready();
+    let mut urls = Vec::new();
+    let mut stops = Vec::new();
+    for i in 0..4 {
+        let (l, url) = listener().await;
+        let (stop, s) = stopper();
+        match i {
+            0 => drop(tokio::spawn(t2_svc_rmbg::serve(d.clone(), l, s))),
+            1 => drop(tokio::spawn(t2_svc_dinov3::serve(d.clone(), l, s))),
+            2 => drop(tokio::spawn(t2_svc_flow::serve(d.clone(), l, s))),
+            _ => drop(tokio::spawn(t2_svc_mesh::serve(d.clone(), l, s))),
+        }
+        urls.push(url);
+        stops.push(stop);
+    }
+    let backends = Backends::grpc(&UpstreamUrls {
+        rmbg: vec![urls[0].clone()],
+        dinov3: vec![urls[1].clone()],
+        flow: vec![urls[2].clone()],
+        mesh: vec![urls[3].clone()],
+    })
+    .unwrap();
+    let g = gateway_with(backends, tempfile::tempdir().unwrap()).await;
+    wait_ready(&g, StatusCode::OK).await;
+    let r = g
+        .post_json(
+            "/v1/jobs",
+            &json!({"image": b64(&png(8, 8)), "preview_video": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json());
+    let id = r.json()["job_id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    for _ in 0..400 {
+        done = g.get(&format!("/v1/jobs/{id}")).await.json();
+        if ["succeeded", "failed", "cancelled"].contains(&done["status"].as_str().unwrap()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        d.staged_extracts.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let glb = g.get(&format!("/v1/jobs/{id}/artifacts/model.glb")).await;
+    assert_eq!(&glb.body[..], common::doubles::GLB_BYTES);
+    drop(stops);
 }

@@ -96,6 +96,8 @@ async fn artifacts_of_a_finished_job_stream_back_byte_exact() {
         .collect();
     assert_eq!(names, ["state.bin", "model.glb", "preview.mp4"]);
     assert_eq!(done["progress"]["stage"], "bake");
+    // The mesh service got the shape ahead of the texture latents.
+    assert_eq!(d.staged_extracts.load(Ordering::SeqCst), 1);
 
     let glb = g.get(&format!("/v1/jobs/{id}/artifacts/model.glb")).await;
     assert_eq!(glb.status, StatusCode::OK);
@@ -131,6 +133,35 @@ async fn artifacts_of_a_finished_job_stream_back_byte_exact() {
     g.send(req)
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+/// A flow that fails after streaming the shape: the job fails with the flow's error (the
+/// staged extraction it started is only stopped), and no artifact is stored.
+#[tokio::test]
+async fn a_flow_failing_after_the_shape_fails_the_job_with_its_own_error() {
+    let d = Doubles::ready();
+    d.fail_flow_after_shape.store(true, Ordering::SeqCst);
+    let g = gateway_with(d.backends(), tempfile::tempdir().unwrap()).await;
+    let id = g.post_json("/v1/jobs", &job_body()).await.json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait_terminal(&g, &id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "generation_error", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("texture stage"),
+        "{done}"
+    );
+    assert_eq!(d.staged_extracts.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        done["artifacts"].as_array().map_or(0, |a| a.len()),
+        0,
+        "{done}"
+    );
 }
 
 #[tokio::test]

@@ -110,15 +110,42 @@ where
     W: FnOnce(crate::ProgressSink) -> Fut + Send + 'static,
     Fut: Future<Output = Result<R, crate::ServiceError>> + Send + 'static,
 {
+    progress_stream_with_events(move |sink, _| work(sink), on_progress, on_done)
+}
+
+/// Sends messages of a [`progress_stream`] other than progress and the final ones (e.g. a
+/// partial result ahead of the rest), in order with the progress events.
+#[derive(Clone)]
+pub struct Events<T>(tokio::sync::mpsc::UnboundedSender<Result<T, tonic::Status>>);
+
+impl<T> Events<T> {
+    pub fn send(&self, message: T) {
+        let _ = self.0.send(Ok(message));
+    }
+}
+
+/// [`progress_stream`] whose work can also send its own messages through [`Events`].
+pub fn progress_stream_with_events<T, R, W, Fut>(
+    work: W,
+    on_progress: fn(crate::common::v1::Progress) -> T,
+    on_done: impl FnOnce(R) -> Vec<T> + Send + 'static,
+) -> EventStream<T>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    W: FnOnce(crate::ProgressSink, Events<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, crate::ServiceError>> + Send + 'static,
+{
     use tracing::Instrument;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<T, tonic::Status>>();
     let progress_tx = tx.clone();
     let sink = crate::ProgressSink::new(move |p| {
         let _ = progress_tx.send(Ok(on_progress(p)));
     });
+    let events = Events(tx.clone());
     let task = async move {
         tokio::select! {
-            result = work(sink) => match result {
+            result = work(sink, events) => match result {
                 Ok(value) => {
                     for message in on_done(value) {
                         if tx.send(Ok(message)).is_err() {

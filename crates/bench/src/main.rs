@@ -98,10 +98,16 @@ enum Cmd {
         #[arg(long)]
         memory_limit_gib: Option<f64>,
         /// Also run the GLB steps (`to_glb`, 1 M faces, 4096² texture) on each pipeline's
-        /// output, for image → GLB seconds; the surface steps overlap the texture decode, as
-        /// in the mesh service.
+        /// output, for image → GLB seconds, as a job runs through the services: the shape
+        /// decode and the surface steps start when the shape latents are sampled, during the
+        /// texture flow and decode (low-VRAM mode: during the texture decode only).
         #[arg(long)]
         glb: bool,
+        /// With `--glb`: the texture flow first, then the shape decode, and the surface steps
+        /// during the texture decode only (the order before the flow service streamed the
+        /// shape latents), to compare the two in one call.
+        #[arg(long, requires = "glb")]
+        texture_flow_first: bool,
     },
     /// DINOv3 at 512 and 1024 px: timings and a dump for scripts/gpu/dinov3_ref.py.
     Dinov3 {
@@ -170,6 +176,7 @@ fn main() -> Result<()> {
             low_vram,
             memory_limit_gib,
             glb,
+            texture_flow_first,
         } => run(RunArgs {
             io,
             sizes,
@@ -184,6 +191,7 @@ fn main() -> Result<()> {
             },
             memory_limit_gib,
             glb,
+            texture_flow_first,
         }),
         Cmd::Dinov3 { io } => dinov3::run(
             &io.models,
@@ -226,6 +234,7 @@ struct RunArgs {
     residency: Residency,
     memory_limit_gib: Option<f64>,
     glb: bool,
+    texture_flow_first: bool,
 }
 
 fn load(models: &Path, dev: &Device, residency: Residency) -> Result<Trellis2Pipeline> {
@@ -390,7 +399,15 @@ fn run(a: RunArgs) -> Result<()> {
         }
         for (ty, surface, name) in runs {
             if let Some(p) = section(&mut r, &format!("pipeline {}", ty.as_str()), || {
-                stages::run(&pipe, ty, &surface, &name, &dev, a.glb)
+                stages::run(
+                    &pipe,
+                    ty,
+                    &surface,
+                    &name,
+                    &dev,
+                    a.glb,
+                    a.texture_flow_first,
+                )
             }) {
                 eprintln!("{p:?}");
                 r.pipelines.push(p);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde::Serialize;
-use t2_models::decoders::Subdivide;
+use t2_models::decoders::{Subdivide, Subdivision};
 use t2_models::pipeline::{FlowRes, PipelineType, Residency, SamplerOverrides, Trellis2Pipeline};
 use t2_models::random::shape::{SurfaceShape, cascade_structure};
 use t2_models::rng::TorchGenerator;
@@ -47,6 +47,7 @@ pub fn run(
     shape_name: &str,
     dev: &Device,
     glb: bool,
+    texture_flow_first: bool,
 ) -> Result<PipelineResult> {
     let cuda = match dev {
         Device::Cuda(c) => Some(c.clone()),
@@ -162,80 +163,156 @@ pub fn run(
             (hr, res, FlowRes::R1024, c1024)
         }
     };
-    let (tex_slat, s) = time_once(dev, || {
-        Ok(pipe.sample_tex_slat(cond, flow_res, &shape_slat, &mut rng, &none, &mut quiet)?)
-    })?;
-    stage("texture SLat", s);
-
     let grid = (res / 16) as usize;
     let feats = |l: &t2_models::pipeline::SparseLatent| {
         t2_tensor::Tensor::from_slice(&l.feats, &[l.len(), l.channels], dev)
     };
-    // In low-VRAM mode the flows and the texture decoder load inside their timed stages (as
-    // in the service); the shape decoder's load is its own row, since the host subdivisions
-    // need it before its decode.
-    let (shape_dec, s) = time_once(dev, || Ok(pipe.shape_decoder()?))?;
-    if pipe.residency() == Residency::OneAtATime {
-        stage("load shape decoder", s);
-    }
-    let (subs, s) = time_once(dev, || {
-        Ok(surface.subdivisions(
-            &shape_slat.coords,
-            grid,
-            shape_dec.inner().num_upsamplings(),
-        ))
-    })?;
-    stage("(surface subdivisions, host)", s);
-    let (shape, s) = time_once(dev, || {
-        Ok(shape_dec.decode(
-            shape_slat.coords.clone(),
-            &feats(&shape_slat)?,
-            res,
-            Subdivide::Guide(&subs),
-            &mut None,
-        )?)
-    })?;
-    stage("shape decode", s);
-    drop(shape_dec);
-    let (mesh, s) = time_once(dev, || {
-        let g = &shape.grid;
-        Ok(t2_mesh::fdg::flexible_dual_grid_to_mesh(
-            &g.coords,
-            &g.dual_vertices,
-            &g.intersected,
-            &g.split_weight,
-            res,
-        )?)
-    })?;
-    stage("FDG mesh (CPU)", s);
-    let faces = mesh.faces.len();
-    drop(mesh);
-    // As the mesh service does: the GLB's surface steps on their own thread while the texture
-    // decoder runs on the device.
-    let (texture, geometry, total_s) = std::thread::scope(|scope| {
-        let geometry = glb_surface.as_ref().map(|(m, glb_res)| {
-            assert_eq!(
-                *glb_res, res,
-                "the GLB surface is made at the pipeline's resolution"
-            );
-            scope.spawn(|| t2_mesh::prepare_geometry(m, res, &glb_params, dev, None))
-        });
-        let texture = time_once(dev, || {
-            Ok(pipe.tex_decoder()?.decode(
-                tex_slat.coords.clone(),
-                &feats(&tex_slat)?,
-                &subs,
+    // The shape half: decoder, subdivisions, FDG mesh; then, with `geometry` (and `--glb`),
+    // the GLB's surface steps. `subs_ready` gets the subdivisions as soon as the shape decoder
+    // has made them (the texture decoder follows them). Its stages go to `rows`.
+    let shape_half = |rows: &mut Vec<(String, f64)>,
+                      subs_ready: &dyn Fn(Vec<Subdivision>),
+                      geometry: bool|
+     -> Result<Option<Result<t2_mesh::GlbGeometry, t2_mesh::MeshError>>> {
+        let mut stage = |name: &str, s: f64| rows.push((name.to_string(), s));
+        // In low-VRAM mode the flows and the texture decoder load inside their timed stages
+        // (as in the service); the shape decoder's load is its own row, since the host
+        // subdivisions need it before its decode.
+        let (shape_dec, s) = time_once(dev, || Ok(pipe.shape_decoder()?))?;
+        if pipe.residency() == Residency::OneAtATime {
+            stage("load shape decoder", s);
+        }
+        let (subs, s) = time_once(dev, || {
+            Ok(surface.subdivisions(
+                &shape_slat.coords,
+                grid,
+                shape_dec.inner().num_upsamplings(),
+            ))
+        })?;
+        stage("(surface subdivisions, host)", s);
+        let (shape, s) = time_once(dev, || {
+            Ok(shape_dec.decode(
+                shape_slat.coords.clone(),
+                &feats(&shape_slat)?,
+                res,
+                Subdivide::Guide(&subs),
                 &mut None,
             )?)
-        });
-        // Image → mesh + voxels ends here, not when the GLB's surface steps join.
-        let total_s = start.elapsed().as_secs_f64();
-        let geometry = geometry.map(|g| {
-            g.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        });
-        (texture, geometry, total_s)
-    });
+        })?;
+        stage("shape decode", s);
+        drop(shape_dec);
+        subs_ready(subs);
+        let (mesh, s) = time_once(dev, || {
+            let g = &shape.grid;
+            Ok(t2_mesh::fdg::flexible_dual_grid_to_mesh(
+                &g.coords,
+                &g.dual_vertices,
+                &g.intersected,
+                &g.split_weight,
+                res,
+            )?)
+        })?;
+        stage("FDG mesh (CPU)", s);
+        rows.push(("faces".into(), mesh.faces.len() as f64));
+        drop(mesh);
+        Ok(glb_surface
+            .as_ref()
+            .filter(|_| geometry)
+            .map(|(m, glb_res)| {
+                assert_eq!(
+                    *glb_res, res,
+                    "the GLB surface is made at the pipeline's resolution"
+                );
+                t2_mesh::prepare_geometry(m, res, &glb_params, dev, None)
+            }))
+    };
+    let mut tex_flow = || {
+        time_once(dev, || {
+            Ok(pipe.sample_tex_slat(cond, flow_res, &shape_slat, &mut rng, &none, &mut quiet)?)
+        })
+    };
+    let tex_decode = |tex_slat: &t2_models::pipeline::SparseLatent, subs: &[Subdivision]| {
+        time_once(dev, || {
+            Ok(pipe.tex_decoder()?.decode(
+                tex_slat.coords.clone(),
+                &feats(tex_slat)?,
+                subs,
+                &mut None,
+            )?)
+        })
+    };
+    // With `--glb` and every network resident, as a job runs through the services: the mesh
+    // service gets the shape latents before the texture flow starts (the flow service streams
+    // them), so the shape decode and the GLB's surface steps run while the texture flow and
+    // then the texture decoder use the device. Otherwise one stage after the other, so each
+    // row is that stage alone (low-VRAM mode: one network on the device at a time;
+    // `texture_flow_first`: the order before the shape latents were streamed).
+    let staged = glb && pipe.residency() == Residency::AllResident && !texture_flow_first;
+    let (texture, geometry, total_s, shape_rows) = if staged {
+        std::thread::scope(|scope| {
+            let (subs_tx, subs_rx) = std::sync::mpsc::channel();
+            let shape_side = scope.spawn(|| {
+                let send = move |subs| {
+                    let _ = subs_tx.send(subs);
+                };
+                let mut rows = Vec::new();
+                let out = shape_half(&mut rows, &send, true);
+                (out, rows)
+            });
+            let texture = tex_flow().and_then(|(tex_slat, s)| {
+                stage("texture SLat (during the shape decode)", s);
+                // A shape half that failed before its subdivisions drops the sender.
+                let subs = subs_rx
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("the shape decode failed"))?;
+                tex_decode(&tex_slat, &subs)
+            });
+            let total_s = start.elapsed().as_secs_f64();
+            let (geometry, rows) = shape_side
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (texture, geometry, total_s, rows)
+        })
+    } else {
+        let (tex_slat, s) = tex_flow()?;
+        stage("texture SLat", s);
+        let mut rows = Vec::new();
+        let subs = std::cell::RefCell::new(None);
+        shape_half(
+            &mut rows,
+            &|x| {
+                *subs.borrow_mut() = Some(x);
+            },
+            false,
+        )?;
+        let subs = subs
+            .into_inner()
+            .expect("the shape half made its subdivisions");
+        // As the mesh service does in low-VRAM mode: the GLB's surface steps on their own
+        // thread while the texture decoder runs on the device.
+        std::thread::scope(|scope| {
+            let geometry = glb_surface.as_ref().map(|(m, _)| {
+                scope.spawn(|| t2_mesh::prepare_geometry(m, res, &glb_params, dev, None))
+            });
+            let texture = tex_decode(&tex_slat, &subs);
+            let total_s = start.elapsed().as_secs_f64();
+            let geometry = geometry.map(|g| {
+                g.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            (texture, Ok(geometry), total_s, rows)
+        })
+    };
+    let geometry = geometry?;
+    let mut faces = 0;
+    for (name, s) in shape_rows {
+        match name.as_str() {
+            "faces" => faces = s as usize,
+            _ => stage(&name, s),
+        }
+    }
+    // Image → mesh + voxels ends with the texture decode, not when the GLB's surface steps
+    // join.
     let ((fine, attrs), s) = texture?;
     stage("texture decode", s);
     let fine_voxels = fine.len();
@@ -253,8 +330,8 @@ pub fn run(
             };
             let (_, _, report) = geometry?.bake_glb(&voxels)?;
             let glb_total_s = start.elapsed().as_secs_f64();
-            // The surface steps overlapped the texture decode, so these rows add up to more
-            // than the wall time.
+            // The surface steps overlapped the texture flow and decode, so these rows add up
+            // to more than the wall time.
             for step in &report.steps {
                 stage(&format!("GLB: {}", step.name), step.wall.as_secs_f64());
             }

@@ -256,19 +256,27 @@ fn charts_keep_their_padding(u: &uv::UvMesh, page: u32, what: &str) {
         for q in &p {
             claim(q[0].floor() as i64, q[1].floor() as i64, chart, &mut owner);
         }
-        let area = (p[1][0] - p[0][0]) * (p[2][1] - p[0][1]) - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
+        let area =
+            (p[1][0] - p[0][0]) * (p[2][1] - p[0][1]) - (p[2][0] - p[0][0]) * (p[1][1] - p[0][1]);
         if area == 0.0 {
             continue;
         }
-        let (x0, x1) = p.iter().fold((f64::MAX, f64::MIN), |a, q| (a.0.min(q[0]), a.1.max(q[0])));
-        let (y0, y1) = p.iter().fold((f64::MAX, f64::MIN), |a, q| (a.0.min(q[1]), a.1.max(q[1])));
+        let (x0, x1) = p
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, q| (a.0.min(q[0]), a.1.max(q[0])));
+        let (y0, y1) = p
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, q| (a.0.min(q[1]), a.1.max(q[1])));
         for y in y0.floor() as i64..=y1.ceil() as i64 {
             for x in x0.floor() as i64..=x1.ceil() as i64 {
                 let c = [x as f64 + 0.5, y as f64 + 0.5];
                 let e = |a: [f64; 2], b: [f64; 2]| {
                     ((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])) / area
                 };
-                if [e(p[1], p[2]), e(p[2], p[0]), e(p[0], p[1])].iter().all(|&w| w >= 0.0) {
+                if [e(p[1], p[2]), e(p[2], p[0]), e(p[0], p[1])]
+                    .iter()
+                    .all(|&w| w >= 0.0)
+                {
                     claim(x, y, chart, &mut owner);
                 }
             }

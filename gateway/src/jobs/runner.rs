@@ -218,23 +218,10 @@ impl JobRunner {
                 }
             }
         });
-        let export = plan.export;
-        let preview = plan.preview_video;
-        let generated = self
-            .orchestrator
-            .generate(
-                GeneratePlan {
-                    preview_video: false,
-                    ..plan
-                },
-                sink.clone(),
-            )
-            .await?;
+        // Image → GLB in one go: the mesh service starts on the shape while the texture flow
+        // runs (`Orchestrator::generate_and_extract`).
+        let (generated, out) = self.orchestrator.generate_and_extract(plan, sink).await?;
         let state = pipeline::seal(&generated.latents, &self.key)?;
-        let out = self
-            .orchestrator
-            .extract(generated.latents, export, preview, sink)
-            .await?;
         drop(writer);
 
         let store_err = |e: super::ArtifactError| {

@@ -26,6 +26,10 @@ pub struct Doubles {
     pub trace_ids: Mutex<Vec<String>>,
     /// Flow generations served.
     pub flow_calls: std::sync::atomic::AtomicUsize,
+    /// Staged extractions (shape first, texture latents later) started.
+    pub staged_extracts: std::sync::atomic::AtomicUsize,
+    /// A staged flow generation fails after handing out the shape latents.
+    pub fail_flow_after_shape: AtomicBool,
 }
 
 impl Doubles {
@@ -128,6 +132,25 @@ impl t2_svc_flow::FlowSampler for Doubles {
             tex_slat: Some(t2_proto::tensor::dense_f32(&[2, 1], &[0.5, 0.6])),
         })
     }
+    async fn generate_staged(
+        &self,
+        req: GenerateRequest,
+        p: ProgressSink,
+        shape: t2_svc_flow::ShapeLatentsSink,
+    ) -> Result<Latents, ServiceError> {
+        let latents = self.generate(req, p).await?;
+        let _ = shape.send(Latents {
+            tex_slat: None,
+            ..latents.clone()
+        });
+        if self.fail_flow_after_shape.load(Ordering::SeqCst) {
+            return Err(ServiceError::failed(
+                t2_proto::ErrorCode::GenerationError,
+                "the flow double failed in its texture stage",
+            ));
+        }
+        Ok(latents)
+    }
 }
 
 #[async_trait::async_trait]
@@ -162,5 +185,18 @@ impl t2_svc_mesh::MeshExtractor for Doubles {
                 texture_size: req.params.map(|p| p.texture_size).unwrap_or(0),
             },
         })
+    }
+    async fn extract_staged(
+        &self,
+        mut req: ExtractRequest,
+        tex: t2_svc_mesh::TexLatents,
+        p: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        self.staged_extracts.fetch_add(1, Ordering::SeqCst);
+        let tex = tex.await.map_err(|_| t2_svc_mesh::tex_never_came())??;
+        if let Some(l) = req.latents.as_mut() {
+            l.tex_slat = Some(tex);
+        }
+        self.extract(req, p).await
     }
 }

@@ -27,7 +27,7 @@ use crate::shared::lane::{Cancel, Lane, service_info};
 use crate::shared::loading::Loaded;
 use crate::shared::model_dir;
 use crate::shared::model_error::model_error;
-use crate::{FlowSampler, SERVICE};
+use crate::{FlowSampler, SERVICE, ShapeLatentsSink};
 
 /// The `pipeline.json` models the flow stages use (the shape decoder for the cascade's
 /// `upsample`).
@@ -124,6 +124,20 @@ impl FlowService {
         })
     }
 
+    async fn run(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+        shape: Option<ShapeLatentsSink>,
+    ) -> Result<Latents, ServiceError> {
+        crate::validate_request(&request)?;
+        let models = self.models.get()?;
+        let inputs = Inputs::new(&request, &models)?;
+        self.lane
+            .run(move |cancel| sample(&models, inputs, cancel, &progress, shape))
+            .await
+    }
+
     /// Sampling runs executing now (a cancelled run counts until it has stopped).
     pub fn running(&self) -> usize {
         self.lane.running()
@@ -145,12 +159,16 @@ impl FlowSampler for FlowService {
         request: GenerateRequest,
         progress: ProgressSink,
     ) -> Result<Latents, ServiceError> {
-        crate::validate_request(&request)?;
-        let models = self.models.get()?;
-        let inputs = Inputs::new(&request, &models)?;
-        self.lane
-            .run(move |cancel| sample(&models, inputs, cancel, &progress))
-            .await
+        self.run(request, progress, None).await
+    }
+
+    async fn generate_staged(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+        shape: ShapeLatentsSink,
+    ) -> Result<Latents, ServiceError> {
+        self.run(request, progress, Some(shape)).await
     }
 }
 
@@ -259,6 +277,7 @@ fn sample(
     inputs: Inputs,
     cancel: &Cancel,
     progress: &ProgressSink,
+    shape_sink: Option<ShapeLatentsSink>,
 ) -> Result<Latents, ServiceError> {
     let fail = |e| model_error(e, ErrorCode::GenerationError);
     let pipe = &m.pipe;
@@ -288,7 +307,7 @@ fn sample(
             &mut report,
         )
         .map_err(fail)?;
-    let (shape, tex, resolution): (SparseLatent, SparseLatent, u32) = match (ty, &cond_1024) {
+    let (shape, resolution, tex_cond, tex_res) = match (ty, &cond_1024) {
         (PipelineType::P512, _) => {
             let s = pipe
                 .sample_shape_slat(
@@ -300,17 +319,7 @@ fn sample(
                     &mut report,
                 )
                 .map_err(fail)?;
-            let t = pipe
-                .sample_tex_slat(
-                    &cond_512,
-                    FlowRes::R512,
-                    &s,
-                    &mut rng,
-                    &inputs.tex,
-                    &mut report,
-                )
-                .map_err(fail)?;
-            (s, t, 512)
+            (s, 512, &cond_512, FlowRes::R512)
         }
         (PipelineType::P1024, Some(c)) => {
             let s = pipe
@@ -323,10 +332,7 @@ fn sample(
                     &mut report,
                 )
                 .map_err(fail)?;
-            let t = pipe
-                .sample_tex_slat(c, FlowRes::R1024, &s, &mut rng, &inputs.tex, &mut report)
-                .map_err(fail)?;
-            (s, t, 1024)
+            (s, 1024, c, FlowRes::R1024)
         }
         (PipelineType::Cascade1024 | PipelineType::Cascade1536, Some(c)) => {
             let target = if ty == PipelineType::Cascade1024 {
@@ -346,10 +352,7 @@ fn sample(
                     &mut report,
                 )
                 .map_err(fail)?;
-            let t = pipe
-                .sample_tex_slat(c, FlowRes::R1024, &s, &mut rng, &inputs.tex, &mut report)
-                .map_err(fail)?;
-            (s, t, res)
+            (s, res, c, FlowRes::R1024)
         }
         _ => {
             return Err(ServiceError::InvalidArgument(format!(
@@ -358,20 +361,36 @@ fn sample(
             )));
         }
     };
+    if let Some(sink) = shape_sink {
+        // The caller may start decoding the shape while the texture flow runs; a caller that
+        // has gone away just drops it.
+        let _ = sink.send(to_wire(&m.model_id, &shape, None, resolution));
+    }
+    let tex = pipe
+        .sample_tex_slat(
+            tex_cond,
+            tex_res,
+            &shape,
+            &mut rng,
+            &inputs.tex,
+            &mut report,
+        )
+        .map_err(fail)?;
     tracing::info!(
         pipeline = ty.as_str(),
         tokens = shape.len(),
         resolution,
         "latents sampled"
     );
-    Ok(to_wire(&m.model_id, &shape, &tex, resolution))
+    Ok(to_wire(&m.model_id, &shape, Some(&tex), resolution))
 }
 
-/// The latents as the wire (and the state) carry them.
+/// The latents as the wire (and the state) carry them; without `tex`, the shape latents the
+/// flow streams ahead of the texture flow.
 pub fn to_wire(
     model_id: &str,
     shape: &SparseLatent,
-    tex: &SparseLatent,
+    tex: Option<&SparseLatent>,
     resolution: u32,
 ) -> Latents {
     let n = shape.len() as u64;
@@ -384,10 +403,7 @@ pub fn to_wire(
             &[n, shape.channels as u64],
             &shape.feats,
         )),
-        tex_slat: Some(t2_proto::tensor::dense_f32(
-            &[n, tex.channels as u64],
-            &tex.feats,
-        )),
+        tex_slat: tex.map(|t| t2_proto::tensor::dense_f32(&[n, t.channels as u64], &t.feats)),
     }
 }
 

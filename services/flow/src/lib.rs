@@ -29,6 +29,10 @@ use tonic::{Request, Response, Status};
 
 pub const SERVICE: &str = "flow";
 
+/// Where a staged generation hands its shape latents (`tex_slat` unset) before the texture
+/// flow starts.
+pub type ShapeLatentsSink = tokio::sync::oneshot::Sender<Latents>;
+
 /// Flow sampling as a library trait.
 #[async_trait::async_trait]
 pub trait FlowSampler: Send + Sync + 'static {
@@ -39,6 +43,18 @@ pub trait FlowSampler: Send + Sync + 'static {
         request: GenerateRequest,
         progress: ProgressSink,
     ) -> Result<Latents, ServiceError>;
+    /// `generate`, also handing the shape latents to `shape` as soon as they are sampled, so
+    /// the caller can decode the shape during the texture flow. The default never sends them
+    /// (the sender is dropped): callers then wait for the whole latents.
+    async fn generate_staged(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+        shape: ShapeLatentsSink,
+    ) -> Result<Latents, ServiceError> {
+        drop(shape);
+        self.generate(request, progress).await
+    }
 }
 
 /// The implementation used while flow sampling is not built into this binary.
@@ -89,8 +105,25 @@ impl flow_server::Flow for GrpcAdapter {
         let req = request.into_inner();
         validate_request(&req)?;
         let imp = self.0.clone();
-        let stream = t2_proto::server::progress_stream(
-            move |sink| async move { imp.generate(req, sink).await },
+        let stream = t2_proto::server::progress_stream_with_events(
+            move |sink, events| async move {
+                if !req.stream_shape_latents {
+                    return imp.generate(req, sink).await;
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                // The shape latents go out as soon as they come, in order with the progress
+                // events; the forwarder has finished before the final latents are sent.
+                let forward = tokio::spawn(async move {
+                    if let Ok(shape) = rx.await {
+                        events.send(GenerateResponse {
+                            event: Some(Event::ShapeLatents(shape)),
+                        });
+                    }
+                });
+                let out = imp.generate_staged(req, sink, tx).await;
+                let _ = forward.await;
+                out
+            },
             |p: Progress| GenerateResponse {
                 event: Some(Event::Progress(p)),
             },
@@ -150,6 +183,40 @@ impl RemoteFlowSampler {
     }
 }
 
+impl RemoteFlowSampler {
+    async fn call(
+        &self,
+        request: GenerateRequest,
+        progress: ProgressSink,
+        mut shape: Option<ShapeLatentsSink>,
+    ) -> Result<Latents, ServiceError> {
+        let upstream = |s| shared::upstream::from_status(SERVICE, s);
+        let mut stream = self
+            .client
+            .clone()
+            .generate(request)
+            .await
+            .map_err(upstream)?
+            .into_inner();
+        while let Some(msg) = stream.message().await.map_err(upstream)? {
+            match msg.event {
+                Some(Event::Progress(p)) => progress.send(p),
+                Some(Event::ShapeLatents(l)) => {
+                    if let Some(sink) = shape.take() {
+                        let _ = sink.send(l);
+                    }
+                }
+                Some(Event::Latents(l)) => return Ok(l),
+                None => {}
+            }
+        }
+        Err(ServiceError::failed(
+            ErrorCode::GenerationError,
+            "flow stream ended without latents",
+        ))
+    }
+}
+
 #[async_trait::async_trait]
 impl FlowSampler for RemoteFlowSampler {
     async fn info(&self) -> ServiceInfo {
@@ -163,24 +230,16 @@ impl FlowSampler for RemoteFlowSampler {
         request: GenerateRequest,
         progress: ProgressSink,
     ) -> Result<Latents, ServiceError> {
-        let upstream = |s| shared::upstream::from_status(SERVICE, s);
-        let mut stream = self
-            .client
-            .clone()
-            .generate(request)
-            .await
-            .map_err(upstream)?
-            .into_inner();
-        while let Some(msg) = stream.message().await.map_err(upstream)? {
-            match msg.event {
-                Some(Event::Progress(p)) => progress.send(p),
-                Some(Event::Latents(l)) => return Ok(l),
-                None => {}
-            }
-        }
-        Err(ServiceError::failed(
-            ErrorCode::GenerationError,
-            "flow stream ended without latents",
-        ))
+        self.call(request, progress, None).await
+    }
+
+    async fn generate_staged(
+        &self,
+        mut request: GenerateRequest,
+        progress: ProgressSink,
+        shape: ShapeLatentsSink,
+    ) -> Result<Latents, ServiceError> {
+        request.stream_shape_latents = true;
+        self.call(request, progress, Some(shape)).await
     }
 }

@@ -68,6 +68,7 @@ fn request(seed: u64, pipeline: PipelineType, n: u32) -> GenerateRequest {
         shape_slat: steps(n),
         tex_slat: steps(n),
         max_num_tokens: 49_152,
+        stream_shape_latents: false,
     }
 }
 
@@ -243,4 +244,57 @@ async fn not_serving_until_loaded_and_a_broken_directory_says_why() {
         assert!(t.elapsed() < Duration::from_secs(60), "{info:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Asked to, the service streams the shape latents once, after the shape stage's progress and
+/// before any of the texture stage's, and they are the final latents without `tex_slat`; not
+/// asked, it sends none. Over gRPC, with the real sampler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shape_latents_come_ahead_of_the_texture_flow_when_asked() {
+    use t2_proto::flow::v1::flow_client::FlowClient;
+    use t2_proto::flow::v1::generate_response::Event;
+    let svc = ready_service().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(t2_svc_flow::serve(svc, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut client = FlowClient::connect(url)
+        .await
+        .unwrap()
+        .max_decoding_message_size(t2_proto::limits::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(t2_proto::limits::MAX_MESSAGE_BYTES);
+    for asked in [true, false] {
+        let req = GenerateRequest {
+            stream_shape_latents: asked,
+            ..request(5, PipelineType::PipelineType512, 2)
+        };
+        let mut stream = client.generate(req).await.unwrap().into_inner();
+        // Each event as a short label, in order.
+        let (mut events, mut shape, mut last) = (Vec::new(), None, None);
+        while let Some(m) = stream.message().await.unwrap() {
+            match m.event.unwrap() {
+                Event::Progress(p) => events.push(p.stage),
+                Event::ShapeLatents(l) => {
+                    events.push("SHAPE".into());
+                    shape = Some(l);
+                }
+                Event::Latents(l) => last = Some(l),
+            }
+        }
+        let mut last = last.expect("final latents");
+        if !asked {
+            assert!(shape.is_none(), "{events:?}");
+            continue;
+        }
+        let at = events.iter().position(|e| e == "SHAPE").unwrap();
+        assert_eq!(events.iter().filter(|e| *e == "SHAPE").count(), 1);
+        assert!(events[..at].iter().any(|e| e == "shape_slat"), "{events:?}");
+        assert!(events[..at].iter().all(|e| e != "tex_slat"), "{events:?}");
+        assert!(events[at..].iter().any(|e| e == "tex_slat"), "{events:?}");
+        assert!(last.tex_slat.take().is_some());
+        assert_eq!(shape.unwrap(), last);
+    }
+    let _ = stop.send(());
 }

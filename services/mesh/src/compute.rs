@@ -18,7 +18,7 @@ use t2_models::config::CheckpointConfig;
 use t2_models::decoders::Subdivide;
 use t2_models::nn::Precision;
 use t2_models::pipeline::{LoadOptions, Residency, SparseLatent, Trellis2Pipeline};
-use t2_proto::common::v1::{Latents, ServiceInfo};
+use t2_proto::common::v1::{DenseTensor, Latents, ServiceInfo};
 use t2_proto::mesh::v1::{ExportParams, ExtractRequest, Stats, TextureFormat};
 use t2_proto::{ErrorCode, ProgressSink, ServiceError};
 use t2_tensor::Device;
@@ -27,7 +27,7 @@ use crate::shared::lane::{Cancel, Lane, service_info};
 use crate::shared::loading::Loaded;
 use crate::shared::model_dir;
 use crate::shared::model_error::model_error;
-use crate::{Artifact, ExtractOutput, MeshExtractor, SERVICE};
+use crate::{Artifact, ExtractOutput, MeshExtractor, SERVICE, TexLatents, tex_never_came};
 
 /// The `pipeline.json` models the mesh service decodes with.
 pub const MESH_MODELS: [&str; 2] = ["shape_slat_decoder", "tex_slat_decoder"];
@@ -208,7 +208,12 @@ impl MeshExtractor for MeshService {
         crate::validate_request(&request)?;
         let models = self.models.get()?;
         let latents = request.latents.as_ref().expect("validated");
-        let (shape, tex, resolution) = checked_latents(latents, &models)?;
+        let (shape, resolution) = checked_shape(latents, &models)?;
+        let tex = checked_tex(
+            latents.tex_slat.as_ref().expect("validated"),
+            &shape,
+            &models,
+        )?;
         let params = glb_params(request.params.as_ref().expect("validated"))?;
         let video = request.preview_video.then(|| self.preview.video_options());
         self.lane
@@ -216,7 +221,49 @@ impl MeshExtractor for MeshService {
                 export(
                     &models,
                     &shape,
-                    &tex,
+                    |_| Ok(tex),
+                    resolution,
+                    &params,
+                    video.as_ref(),
+                    cancel,
+                    &progress,
+                )
+            })
+            .await
+    }
+
+    /// Decodes the shape and runs the GLB's surface steps while the texture latents are still
+    /// being sampled; in low-VRAM mode (one network on the device at a time) it waits for them
+    /// first, as `extract`.
+    async fn extract_staged(
+        &self,
+        mut request: ExtractRequest,
+        tex: TexLatents,
+        progress: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        crate::validate_staged_request(&request)?;
+        let models = self.models.get()?;
+        if models.pipe.residency() == Residency::OneAtATime {
+            let tex = tex.await.map_err(|_| tex_never_came())??;
+            if let Some(l) = request.latents.as_mut() {
+                l.tex_slat = Some(tex);
+            }
+            return self.extract(request, progress).await;
+        }
+        let latents = request.latents.as_ref().expect("validated");
+        let (shape, resolution) = checked_shape(latents, &models)?;
+        let params = glb_params(request.params.as_ref().expect("validated"))?;
+        let video = request.preview_video.then(|| self.preview.video_options());
+        self.lane
+            .run(move |cancel| {
+                let arrived = |cancel: &Cancel| {
+                    let t = wait_for(tex, cancel)?;
+                    checked_tex(&t, &shape, &models)
+                };
+                export(
+                    &models,
+                    &shape,
+                    arrived,
                     resolution,
                     &params,
                     video.as_ref(),
@@ -228,15 +275,29 @@ impl MeshExtractor for MeshService {
     }
 }
 
+/// The texture latents of a staged extraction, waited for on the lane's thread (checking for
+/// cancellation meanwhile).
+fn wait_for(mut tex: TexLatents, cancel: &Cancel) -> Result<DenseTensor, ServiceError> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    loop {
+        match tex.try_recv() {
+            Ok(t) => return t,
+            Err(TryRecvError::Closed) => return Err(tex_never_came()),
+            Err(TryRecvError::Empty) => {
+                cancel.check()?;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> ServiceError {
     ServiceError::InvalidArgument(msg.into())
 }
 
-/// The latents as decoder inputs, after every check of the module docs.
-fn checked_latents(
-    l: &Latents,
-    m: &MeshModels,
-) -> Result<(SparseLatent, SparseLatent, u32), ServiceError> {
+/// The shape latents as decoder input and their resolution, after every check of the module
+/// docs.
+fn checked_shape(l: &Latents, m: &MeshModels) -> Result<(SparseLatent, u32), ServiceError> {
     if l.model_id != m.model_id {
         return Err(invalid(format!(
             "the latents were made by model {:?}; this mesh service decodes {:?}",
@@ -249,15 +310,10 @@ fn checked_latents(
             l.resolution
         )));
     }
-    fn tensor_err(name: &'static str) -> impl Fn(t2_proto::tensor::TensorError) -> ServiceError {
-        move |e| invalid(format!("latents.{name}: {e}"))
-    }
     let coords = t2_proto::tensor::to_i32(l.coords.as_ref().expect("validated"), 2)
         .map_err(tensor_err("coords"))?;
     let shape_t = l.shape_slat.as_ref().expect("validated");
-    let tex_t = l.tex_slat.as_ref().expect("validated");
     let shape = t2_proto::tensor::to_f32(shape_t, 2).map_err(tensor_err("shape_slat"))?;
-    let tex = t2_proto::tensor::to_f32(tex_t, 2).map_err(tensor_err("tex_slat"))?;
     let n = coords.len() / 4;
     if l.coords.as_ref().is_some_and(|c| c.shape[1] != 4) {
         return Err(invalid("latents.coords must be [N, 4]"));
@@ -267,18 +323,13 @@ fn checked_latents(
             "latents have {n} tokens; expected 1..={MAX_TOKENS}"
         )));
     }
-    for (name, t, c) in [
-        ("shape_slat", shape_t, m.shape_channels),
-        ("tex_slat", tex_t, m.tex_channels),
-    ] {
-        if t.shape != [n as u64, c as u64] {
-            return Err(invalid(format!(
-                "latents.{name} is {:?}; the decoder needs [{n}, {c}]",
-                t.shape
-            )));
-        }
+    if shape_t.shape != [n as u64, m.shape_channels as u64] {
+        return Err(invalid(format!(
+            "latents.shape_slat is {:?}; the decoder needs [{n}, {}]",
+            shape_t.shape, m.shape_channels
+        )));
     }
-    if !shape.iter().chain(&tex).all(|v| v.is_finite()) {
+    if !shape.iter().all(|v| v.is_finite()) {
         return Err(invalid("latents contain NaN or infinite values"));
     }
     let grid = (l.resolution / 16) as i32;
@@ -299,16 +350,41 @@ fn checked_latents(
             )));
         }
     }
-    let latent = |feats: Vec<f32>, channels| SparseLatent {
-        coords: coords.clone(),
-        feats,
-        channels,
+    let latent = SparseLatent {
+        coords,
+        feats: shape,
+        channels: m.shape_channels,
     };
-    Ok((
-        latent(shape, m.shape_channels),
-        latent(tex, m.tex_channels),
-        l.resolution,
-    ))
+    Ok((latent, l.resolution))
+}
+
+/// The texture latents of `shape`'s tokens as decoder input, after the same checks.
+fn checked_tex(
+    t: &DenseTensor,
+    shape: &SparseLatent,
+    m: &MeshModels,
+) -> Result<SparseLatent, ServiceError> {
+    t2_proto::tensor::validate(t).map_err(|e| invalid(format!("latents.tex_slat: {e}")))?;
+    let n = shape.len();
+    let tex = t2_proto::tensor::to_f32(t, 2).map_err(tensor_err("tex_slat"))?;
+    if t.shape != [n as u64, m.tex_channels as u64] {
+        return Err(invalid(format!(
+            "latents.tex_slat is {:?}; the decoder needs [{n}, {}]",
+            t.shape, m.tex_channels
+        )));
+    }
+    if !tex.iter().all(|v| v.is_finite()) {
+        return Err(invalid("latents contain NaN or infinite values"));
+    }
+    Ok(SparseLatent {
+        coords: shape.coords.clone(),
+        feats: tex,
+        channels: m.tex_channels,
+    })
+}
+
+fn tensor_err(name: &'static str) -> impl Fn(t2_proto::tensor::TensorError) -> ServiceError {
+    move |e| invalid(format!("latents.{name}: {e}"))
 }
 
 fn glb_params(p: &ExportParams) -> Result<GlbParams, ServiceError> {
@@ -339,7 +415,7 @@ fn mesh_error(e: MeshError) -> ServiceError {
 fn export(
     m: &MeshModels,
     shape: &SparseLatent,
-    tex: &SparseLatent,
+    tex: impl FnOnce(&Cancel) -> Result<SparseLatent, ServiceError> + Send,
     resolution: u32,
     params: &GlbParams,
     video: Option<&VideoOptions>,
@@ -365,17 +441,22 @@ fn export(
         ));
     }
     // The GLB's surface steps (remesh, decimate, UV unwrap: mostly CPU) need only the mesh, so
-    // they run on their own thread while the texture decoder runs on the device.
+    // they run on their own thread while the texture latents arrive (staged) and the texture
+    // decoder runs on the device.
     let (geometry, voxels) = std::thread::scope(|s| {
         let geometry =
             s.spawn(|| t2_mesh::prepare_geometry(&mesh, resolution, params, &m.mesh_device, None));
-        let voxels = m.pipe.decode_texture(tex, &subs);
+        let voxels = tex(cancel).and_then(|tex| {
+            m.pipe
+                .decode_texture(&tex, &subs)
+                .map_err(|e| model_error(e, ErrorCode::ExtractionError))
+        });
         let geometry = geometry
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (geometry, voxels)
     });
-    let (coords, attrs) = voxels.map_err(|e| model_error(e, ErrorCode::ExtractionError))?;
+    let (coords, attrs) = voxels?;
     progress.report("decode", 1, 1);
     cancel.check()?;
     progress.report("glb", 0, 1);

@@ -14,18 +14,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 pub use compute::{MeshModels, MeshService, PreviewSettings};
-use t2_proto::common::v1::{GetInfoRequest, Progress, ServiceInfo};
+use t2_proto::common::v1::{DenseTensor, GetInfoRequest, Progress, ServiceInfo};
 use t2_proto::limits::MAX_MESSAGE_BYTES;
 use t2_proto::mesh::v1::extract_response::Event;
+use t2_proto::mesh::v1::extract_staged_request::Part;
 use t2_proto::mesh::v1::mesh_client::MeshClient;
 use t2_proto::mesh::v1::mesh_server::{self, MeshServer};
-use t2_proto::mesh::v1::{ArtifactHeader, ExtractRequest, ExtractResponse, Stats, TextureFormat};
+use t2_proto::mesh::v1::{
+    ArtifactHeader, ExtractRequest, ExtractResponse, ExtractStagedRequest, Stats, TextureFormat,
+};
 use t2_proto::server::EventStream;
 use t2_proto::{ErrorCode, ProgressSink, ServiceError, service_names};
 use t2_telemetry::grpc::{GrpcServerTraceLayer, TraceContextInjector};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 pub const SERVICE: &str = "mesh";
 
@@ -58,6 +61,10 @@ pub struct ExtractOutput {
     pub stats: Stats,
 }
 
+/// The texture latents of a staged extraction (f32 [N, C_tex]) once the flow has them; a
+/// dropped sender means they will never come (the flow failed or the caller went away).
+pub type TexLatents = tokio::sync::oneshot::Receiver<Result<DenseTensor, ServiceError>>;
+
 /// Mesh extraction and export as a library trait.
 #[async_trait::async_trait]
 pub trait MeshExtractor: Send + Sync + 'static {
@@ -67,6 +74,28 @@ pub trait MeshExtractor: Send + Sync + 'static {
         request: ExtractRequest,
         progress: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError>;
+    /// `extract` of a request whose `latents.tex_slat` comes later through `tex`: an
+    /// implementation can decode the shape and run its GLB surface steps meanwhile. The
+    /// default waits for the texture latents, then extracts.
+    async fn extract_staged(
+        &self,
+        mut request: ExtractRequest,
+        tex: TexLatents,
+        progress: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        let tex = tex.await.map_err(|_| tex_never_came())??;
+        if let Some(l) = request.latents.as_mut() {
+            l.tex_slat = Some(tex);
+        }
+        self.extract(request, progress).await
+    }
+}
+
+/// The error of a staged extraction whose texture latents never came.
+pub fn tex_never_came() -> ServiceError {
+    ServiceError::Cancelled(
+        "the texture latents of this staged extraction never came (the flow stopped)".into(),
+    )
 }
 
 /// The implementation used while mesh extraction is not built into this binary.
@@ -98,15 +127,30 @@ impl MeshExtractor for NotBuilt {
 
 /// Rejects an invalid request with every problem listed.
 pub fn validate_request(req: &ExtractRequest) -> Result<(), ServiceError> {
+    request_problems(req, true)
+}
+
+/// `validate_request` for the first message of a staged extraction (no `tex_slat` yet).
+pub fn validate_staged_request(req: &ExtractRequest) -> Result<(), ServiceError> {
+    if req.latents.as_ref().is_some_and(|l| l.tex_slat.is_some()) {
+        return Err(ServiceError::InvalidArgument(
+            "a staged extraction's first message carries no tex_slat (it comes second)".into(),
+        ));
+    }
+    request_problems(req, false)
+}
+
+fn request_problems(req: &ExtractRequest, with_tex: bool) -> Result<(), ServiceError> {
     let mut errors = Vec::new();
     match &req.latents {
         None => errors.push("latents are required".to_string()),
         Some(l) => {
-            for (name, t) in [
+            let tensors = [
                 ("coords", &l.coords),
                 ("shape_slat", &l.shape_slat),
                 ("tex_slat", &l.tex_slat),
-            ] {
+            ];
+            for (name, t) in tensors.into_iter().take(if with_tex { 3 } else { 2 }) {
                 match t {
                     None => errors.push(format!("latents.{name} is required")),
                     Some(t) => {
@@ -204,6 +248,51 @@ impl mesh_server::Mesh for GrpcAdapter {
         Ok(Response::new(stream))
     }
 
+    type ExtractStagedStream = EventStream<ExtractResponse>;
+
+    #[tracing::instrument(name = "mesh.extract_staged", skip_all)]
+    async fn extract_staged(
+        &self,
+        request: Request<Streaming<ExtractStagedRequest>>,
+    ) -> Result<Response<Self::ExtractStagedStream>, Status> {
+        let mut inbound = request.into_inner();
+        let req = match inbound.message().await? {
+            Some(ExtractStagedRequest {
+                part: Some(Part::Shape(req)),
+            }) => req,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a staged extraction starts with its shape request",
+                ));
+            }
+        };
+        validate_staged_request(&req)?;
+        // The texture latents arrive on the same stream later; a stream that ends (or breaks)
+        // first drops the sender, which stops the extraction.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let tex = match inbound.message().await {
+                Ok(Some(ExtractStagedRequest {
+                    part: Some(Part::TexSlat(t)),
+                })) => Ok(t),
+                Ok(Some(_)) => Err(ServiceError::InvalidArgument(
+                    "a staged extraction's second message is its tex_slat".into(),
+                )),
+                Ok(None) | Err(_) => return,
+            };
+            let _ = tx.send(tex);
+        });
+        let imp = self.0.clone();
+        let stream = t2_proto::server::progress_stream(
+            move |sink| async move { imp.extract_staged(req, rx, sink).await },
+            |p: Progress| ExtractResponse {
+                event: Some(Event::Progress(p)),
+            },
+            to_messages,
+        );
+        Ok(Response::new(stream))
+    }
+
     async fn get_info(&self, _: Request<GetInfoRequest>) -> Result<Response<ServiceInfo>, Status> {
         Ok(Response::new(self.0.info().await))
     }
@@ -272,47 +361,85 @@ impl MeshExtractor for RemoteMeshExtractor {
         progress: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError> {
         let upstream = |s| shared::upstream::from_status(SERVICE, s);
-        let mut stream = self
+        let stream = self
             .client
             .clone()
             .extract(request)
             .await
             .map_err(upstream)?
             .into_inner();
-        let mut artifacts = Vec::new();
-        let mut current: Option<(ArtifactHeader, t2_proto::chunk::Assembler)> = None;
-        let finish = |cur: Option<(ArtifactHeader, t2_proto::chunk::Assembler)>,
-                      artifacts: &mut Vec<Artifact>| {
-            if let Some((h, a)) = cur {
-                artifacts.push(Artifact {
-                    name: h.name,
-                    media_type: h.media_type,
-                    data: a.finish().map_err(protocol_error)?,
-                });
-            }
-            Ok::<_, ServiceError>(())
-        };
-        while let Some(msg) = stream.message().await.map_err(upstream)? {
-            match msg.event {
-                Some(Event::Progress(p)) => progress.send(p),
-                Some(Event::Artifact(h)) => {
-                    let a =
-                        t2_proto::chunk::Assembler::new(h.total_bytes).map_err(protocol_error)?;
-                    finish(current.replace((h, a)), &mut artifacts)?;
-                }
-                Some(Event::Chunk(c)) => current
-                    .as_mut()
-                    .ok_or_else(|| protocol_error("chunk before artifact header"))?
-                    .1
-                    .push(c)
-                    .map_err(protocol_error)?,
-                Some(Event::Stats(stats)) => {
-                    finish(current.take(), &mut artifacts)?;
-                    return Ok(ExtractOutput { artifacts, stats });
-                }
-                None => {}
-            }
-        }
-        Err(protocol_error("stream ended before stats"))
+        read_extract_stream(stream, progress).await
     }
+
+    async fn extract_staged(
+        &self,
+        request: ExtractRequest,
+        tex: TexLatents,
+        progress: ProgressSink,
+    ) -> Result<ExtractOutput, ServiceError> {
+        use futures::StreamExt;
+        let upstream = |s| shared::upstream::from_status(SERVICE, s);
+        let shape = ExtractStagedRequest {
+            part: Some(Part::Shape(request)),
+        };
+        // The texture latents follow when they come; without them the stream just ends, and
+        // the service stops the extraction.
+        let tex = futures::stream::once(tex).filter_map(|t| {
+            futures::future::ready(t.ok().and_then(Result::ok).map(|t| ExtractStagedRequest {
+                part: Some(Part::TexSlat(t)),
+            }))
+        });
+        let outbound = futures::stream::once(async move { shape }).chain(tex);
+        let stream = self
+            .client
+            .clone()
+            .extract_staged(outbound)
+            .await
+            .map_err(upstream)?
+            .into_inner();
+        read_extract_stream(stream, progress).await
+    }
+}
+
+/// Progress events to `progress`, then the artifacts and stats of an extraction's response
+/// stream.
+async fn read_extract_stream(
+    mut stream: Streaming<ExtractResponse>,
+    progress: ProgressSink,
+) -> Result<ExtractOutput, ServiceError> {
+    let upstream = |s| shared::upstream::from_status(SERVICE, s);
+    let mut artifacts = Vec::new();
+    let mut current: Option<(ArtifactHeader, t2_proto::chunk::Assembler)> = None;
+    let finish = |cur: Option<(ArtifactHeader, t2_proto::chunk::Assembler)>,
+                  artifacts: &mut Vec<Artifact>| {
+        if let Some((h, a)) = cur {
+            artifacts.push(Artifact {
+                name: h.name,
+                media_type: h.media_type,
+                data: a.finish().map_err(protocol_error)?,
+            });
+        }
+        Ok::<_, ServiceError>(())
+    };
+    while let Some(msg) = stream.message().await.map_err(upstream)? {
+        match msg.event {
+            Some(Event::Progress(p)) => progress.send(p),
+            Some(Event::Artifact(h)) => {
+                let a = t2_proto::chunk::Assembler::new(h.total_bytes).map_err(protocol_error)?;
+                finish(current.replace((h, a)), &mut artifacts)?;
+            }
+            Some(Event::Chunk(c)) => current
+                .as_mut()
+                .ok_or_else(|| protocol_error("chunk before artifact header"))?
+                .1
+                .push(c)
+                .map_err(protocol_error)?,
+            Some(Event::Stats(stats)) => {
+                finish(current.take(), &mut artifacts)?;
+                return Ok(ExtractOutput { artifacts, stats });
+            }
+            None => {}
+        }
+    }
+    Err(protocol_error("stream ended before stats"))
 }

@@ -222,3 +222,85 @@ async fn latents_the_decoders_cannot_read_are_invalid_argument() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ValidationError, "{err:?}");
 }
+
+/// A staged extraction (shape first, texture latents later) makes the same GLB as the plain
+/// one, decodes the shape before the texture latents come, and stops with a clear error when
+/// they never do or do not fit the shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_extraction_matches_the_plain_one() {
+    let svc = service().await;
+    let full = latents().clone();
+    let request = |l: Latents| ExtractRequest {
+        latents: Some(l),
+        params: Some(params()),
+        preview_video: false,
+    };
+    let plain = svc
+        .extract(request(full.clone()), ProgressSink::none())
+        .await
+        .unwrap();
+    let mut shape = full.clone();
+    let tex = shape.tex_slat.take().unwrap();
+
+    let seen = Arc::new(Mutex::new(Vec::<Progress>::new()));
+    let s = seen.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let staged = {
+        let (svc, req) = (svc.clone(), request(shape.clone()));
+        tokio::spawn(async move {
+            svc.extract_staged(
+                req,
+                rx,
+                ProgressSink::new(move |p| s.lock().unwrap().push(p)),
+            )
+            .await
+        })
+    };
+    // The shape is being decoded before the texture latents exist.
+    let t = Instant::now();
+    while seen.lock().unwrap().is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.lock().unwrap()[0].stage, "decode");
+    tx.send(Ok(tex.clone())).unwrap();
+    let staged = staged.await.unwrap().unwrap();
+    assert_eq!(staged.stats, plain.stats);
+    assert!(
+        staged.artifacts == plain.artifacts,
+        "the staged GLB differs from the plain one"
+    );
+
+    // Texture latents that never come: the extraction stops, cancelled.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    drop(tx);
+    let e = svc
+        .extract_staged(request(shape.clone()), rx, ProgressSink::none())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Cancelled, "{e}");
+    assert!(e.message().contains("never came"), "{e}");
+
+    // Texture latents of the wrong shape: invalid.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let n = tex.shape[0];
+    tx.send(Ok(t2_proto::tensor::dense_f32(
+        &[n - 1, 32],
+        &vec![0.0; (n as usize - 1) * 32],
+    )))
+    .unwrap();
+    let e = svc
+        .extract_staged(request(shape.clone()), rx, ProgressSink::none())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ValidationError, "{e}");
+    assert!(e.message().contains("tex_slat"), "{e}");
+
+    // A first message that already carries them is refused before any work.
+    let (_tx, rx) = tokio::sync::oneshot::channel();
+    let e = svc
+        .extract_staged(request(full), rx, ProgressSink::none())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ValidationError, "{e}");
+}

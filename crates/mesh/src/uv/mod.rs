@@ -339,7 +339,11 @@ fn unwrap_direct(
             c += 1;
         }
     }
-    out.positions = out.xref.iter().map(|&i| mesh.vertices[i as usize]).collect();
+    out.positions = out
+        .xref
+        .iter()
+        .map(|&i| mesh.vertices[i as usize])
+        .collect();
     out.chart_count = c as u32;
     out.utilization = (covered * s * s / (page * page)) as f32;
     out.handed_off_charts = charted.iter().map(|(_, h)| h).sum();

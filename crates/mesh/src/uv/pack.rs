@@ -174,7 +174,8 @@ fn convex_hull(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
             Box::new(p.iter().rev())
         };
         for &q in iter {
-            while hull.len() >= start + 2 && turn(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            while hull.len() >= start + 2
+                && turn(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
             {
                 hull.pop();
             }
@@ -436,10 +437,16 @@ mod tests {
             .collect();
         assert_eq!(convex_hull(&pts).len(), 4);
         let f = ChartFrame::fit(&pts);
-        assert!((f.size[0] - 1.0).abs() < 1e-12 && (f.size[1] - 1.0).abs() < 1e-12, "{f:?}");
+        assert!(
+            (f.size[0] - 1.0).abs() < 1e-12 && (f.size[1] - 1.0).abs() < 1e-12,
+            "{f:?}"
+        );
         for p in &pts {
             let q = f.local(*p);
-            assert!(q.iter().all(|&x| (-1e-12..=1.0 + 1e-12).contains(&x)), "{q:?}");
+            assert!(
+                q.iter().all(|&x| (-1e-12..=1.0 + 1e-12).contains(&x)),
+                "{q:?}"
+            );
         }
     }
 
@@ -473,8 +480,12 @@ mod tests {
             .iter()
             .map(|p| [p[0].floor() as i64, p[1].floor() as i64])
             .collect();
-        let (x0, x1) = hull.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p[0]), a.1.max(p[0])));
-        let (y0, y1) = hull.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p[1]), a.1.max(p[1])));
+        let (x0, x1) = hull
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p[0]), a.1.max(p[0])));
+        let (y0, y1) = hull
+            .iter()
+            .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p[1]), a.1.max(p[1])));
         for y in y0.floor() as i64..=y1.ceil() as i64 {
             for x in x0.floor() as i64..=x1.ceil() as i64 {
                 let c = [x as f64 + 0.5, y as f64 + 0.5];
@@ -534,7 +545,10 @@ mod tests {
             }
             for (x, y) in mine {
                 let o = &mut owner[(y * page as i64 + x) as usize];
-                assert!(*o == u32::MAX, "chart {i} comes within the padding of chart {o}");
+                assert!(
+                    *o == u32::MAX,
+                    "chart {i} comes within the padding of chart {o}"
+                );
                 *o = i as u32;
                 used += 1;
             }
@@ -542,7 +556,9 @@ mod tests {
         let mut order: Vec<u32> = (0..frames.len() as u32).collect();
         order.sort_by(|&a, &b| {
             let (fa, fb) = (&frames[a as usize], &frames[b as usize]);
-            fb.size[1].total_cmp(&fa.size[1]).then(fb.size[0].total_cmp(&fa.size[0]))
+            fb.size[1]
+                .total_cmp(&fa.size[1])
+                .then(fb.size[0].total_cmp(&fa.size[0]))
         });
         assert!(place(&frames, &order, s * 1.02, page, pad).is_none());
         // Grown charts cover most of the page.
