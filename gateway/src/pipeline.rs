@@ -343,7 +343,8 @@ impl Orchestrator {
     /// it: the flow streams the shape latents ahead of the texture flow, and the mesh service
     /// decodes the shape and runs the GLB's surface steps while the texture latents are
     /// sampled (a staged extraction); they follow when the flow is done. A flow that sends
-    /// no shape latents ahead (an older service) gets the plain extraction after it.
+    /// no shape latents ahead, or a mesh service without the staged call (older versions),
+    /// gets the plain extraction after the flow.
     pub async fn generate_and_extract(
         &self,
         plan: GeneratePlan,
@@ -399,6 +400,13 @@ impl Orchestrator {
         let latents = latents?;
         timings.flow_s = flow_s;
         let out = match extracted {
+            // A mesh service without the staged call (an older version, UNIMPLEMENTED): the
+            // plain extraction, now that the texture latents are here.
+            Some(Err(ServiceError::NotImplemented(why))) => {
+                tracing::info!("no staged extraction upstream ({why}); extracting after the flow");
+                self.mesh_call("extract", latents.clone(), export, preview_video, progress)
+                    .await?
+            }
             Some(out) => out?,
             None => {
                 self.mesh_call("extract", latents.clone(), export, preview_video, progress)

@@ -164,6 +164,24 @@ async fn a_flow_failing_after_the_shape_fails_the_job_with_its_own_error() {
     );
 }
 
+/// A mesh service without the staged call (an older version): the job still makes its GLB,
+/// with the plain extraction after the flow.
+#[tokio::test]
+async fn a_mesh_service_without_staged_extraction_still_serves_jobs() {
+    let d = Doubles::ready();
+    d.no_staged_extract.store(true, Ordering::SeqCst);
+    let g = gateway_with(d.backends(), tempfile::tempdir().unwrap()).await;
+    let id = g.post_json("/v1/jobs", &job_body()).await.json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait_terminal(&g, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(d.staged_extracts.load(Ordering::SeqCst), 1);
+    let glb = g.get(&format!("/v1/jobs/{id}/artifacts/model.glb")).await;
+    assert_eq!(&glb.body[..], GLB_BYTES);
+}
+
 #[tokio::test]
 async fn a_running_job_can_be_cancelled() {
     let d = Doubles::ready();

@@ -30,6 +30,8 @@ pub struct Doubles {
     pub staged_extracts: std::sync::atomic::AtomicUsize,
     /// A staged flow generation fails after handing out the shape latents.
     pub fail_flow_after_shape: AtomicBool,
+    /// The mesh double answers a staged extraction UNIMPLEMENTED (an older mesh service).
+    pub no_staged_extract: AtomicBool,
 }
 
 impl Doubles {
@@ -193,6 +195,11 @@ impl t2_svc_mesh::MeshExtractor for Doubles {
         p: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError> {
         self.staged_extracts.fetch_add(1, Ordering::SeqCst);
+        if self.no_staged_extract.load(Ordering::SeqCst) {
+            return Err(ServiceError::NotImplemented(
+                "the mesh double has no staged extraction".into(),
+            ));
+        }
         let tex = tex.await.map_err(|_| t2_svc_mesh::tex_never_came())??;
         if let Some(l) = req.latents.as_mut() {
             l.tex_slat = Some(tex);
