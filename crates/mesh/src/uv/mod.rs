@@ -304,7 +304,6 @@ fn unwrap_direct(
     let start = Instant::now();
     let s = packing.texels_per_unit;
     let page = texture_size as f64;
-    let pad = CHART_PADDING as f64;
     let mut out = UvMesh {
         faces: vec![[0u32; 3]; mesh.faces.len()],
         ..UvMesh::default()
@@ -314,19 +313,16 @@ fn unwrap_direct(
     for (piece, (flats, _)) in pieces.iter().zip(&charted) {
         let mut slot = vec![u32::MAX; piece.positions.len()];
         for flat in flats {
-            let (frame, corner) = (&frames[c], packing.corners[c]);
+            let frame = &frames[c];
             let uv = flat.uv.as_deref().expect("flattened");
             let base = out.xref.len() as u32;
             for (k, (&v, &p)) in flat.verts.iter().zip(uv).enumerate() {
                 if slot[v as usize] == u32::MAX || (slot[v as usize] as usize) < base as usize {
                     slot[v as usize] = base + k as u32;
                 }
-                let q = frame.local(p);
+                let q = packing.to_page(c, frame, frame.local(p));
                 out.xref.push(piece.vertex_ids[v as usize]);
-                out.uvs.push([
-                    ((corner[0] as f64 + pad + q[0] * s) / page) as f32,
-                    ((corner[1] as f64 + pad + q[1] * s) / page) as f32,
-                ]);
+                out.uvs.push([(q[0] / page) as f32, (q[1] / page) as f32]);
                 out.chart.push(c as u32);
             }
             for &f in &flat.faces {

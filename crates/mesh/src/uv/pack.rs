@@ -1,19 +1,19 @@
-//! Packing flattened charts into one square atlas page. Each chart is turned so its smallest
-//! bounding rectangle lies along u, and described per texel column by the rows its outline
-//! spans there, grown by the padding. Charts go tallest first: a cursor runs along the page
+//! Packing flattened charts into one square atlas page. Each chart is described per texel
+//! column by the rows its outline spans there, grown by the padding. Charts go tallest first
+//! (lying down: longer side of their smallest rectangle along u); a cursor runs along the page
 //! width, and each chart takes the lowest place at the cursor where it meets nothing placed
-//! (holes under earlier charts included). The density is the highest at which everything
-//! fits, to 0.1 % (each trial predicts the density that fills the page; on the sphere below,
-//! five trials).
+//! (holes under earlier charts included), in whichever of its four quarter-turn orientations
+//! ends lowest (never mirrored). The density is the highest at which everything fits, to
+//! 0.1 % (each trial predicts the density that fills the page: 5–6 trials on the meshes in
+//! BENCHMARKS.md).
 //!
 //! Why our own: uvunwrap's automatic density rasterises every chart at each of up to 24
 //! trial densities, one trial after another (~0.7–0.9 s of one core on a 1 M-face asset), and
 //! its segmentation, validation and output passes over our charts cost as much again. A trial
 //! here is a pass over the charts' outlines. The price is atlas density: uvunwrap's
-//! fold-and-push packing (after TABI) nests shapes more tightly. On the res-1024 sphere at
-//! 4096², 0.564 of the page is covered against its 0.630, so 5 % fewer texels per unit of
-//! length (BENCHMARKS.md, "UV packing"); a plain bottom-left search over every 32nd column
-//! reached 0.595 in 20× the time, rows pushed as one piece 0.561.
+//! fold-and-push packing (after TABI) nests shapes more tightly (res-1024 sphere at 4096²:
+//! 0.584 of the page covered against its 0.630; bumpy torus 0.477 against 0.531; BENCHMARKS.md,
+//! "UV packing").
 
 use rayon::prelude::*;
 
@@ -120,6 +120,25 @@ impl ChartFrame {
         }
     }
 
+    /// The frame turned by `k` quarter turns of the four a chart may be packed in (0: as is,
+    /// 1: half a turn, 2: a quarter turn, 3: three quarters), outline and size with it. Never
+    /// mirrored: that would flip the chart's UV winding.
+    fn oriented(&self, k: u8) -> ChartFrame {
+        let size = match k {
+            2 | 3 => [self.size[1], self.size[0]],
+            _ => self.size,
+        };
+        ChartFrame {
+            outline: self
+                .outline
+                .iter()
+                .map(|e| e.map(|p| orient(k, self.size, p)))
+                .collect(),
+            size,
+            ..self.clone()
+        }
+    }
+
     /// Area of the hull, world units².
     pub fn hull_area(&self) -> f64 {
         let h = &self.hull;
@@ -188,12 +207,39 @@ fn convex_hull(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
     hull
 }
 
-/// Where each chart went: texels per world unit and each chart box's lower corner (texels,
-/// at its padding's outer edge).
+/// `p` (frame coordinates of a chart of `size`) after `k` quarter turns, moved back into the
+/// positive quadrant (see `ChartFrame::oriented`).
+fn orient(k: u8, size: [f64; 2], p: [f64; 2]) -> [f64; 2] {
+    let [w, h] = size;
+    match k {
+        0 => p,
+        1 => [w - p[0], h - p[1]],
+        2 => [p[1], w - p[0]],
+        _ => [h - p[1], p[0]],
+    }
+}
+
+/// Where each chart went: texels per world unit, each chart box's lower corner (texels, at
+/// its padding's outer edge) and its orientation (`ChartFrame::oriented`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Packing {
     pub texels_per_unit: f64,
     pub corners: Vec<[u32; 2]>,
+    pub orientations: Vec<u8>,
+    pub padding: u32,
+}
+
+impl Packing {
+    /// Page texel coordinates of `p` (frame coordinates) of chart `i`, whose frame is `frame`.
+    pub fn to_page(&self, i: usize, frame: &ChartFrame, p: [f64; 2]) -> [f64; 2] {
+        let q = orient(self.orientations[i], frame.size, p);
+        let pad = self.padding as f64;
+        let c = self.corners[i];
+        [
+            c[0] as f64 + pad + q[0] * self.texels_per_unit,
+            c[1] as f64 + pad + q[1] * self.texels_per_unit,
+        ]
+    }
 }
 
 /// Texels a side of `extent` world units takes at density `s`, padding included.
@@ -205,6 +251,8 @@ fn texels(extent: f64, s: f64, padding: u32) -> u32 {
 /// the rows `bottom[c]..top[c]` (nothing where `bottom ≥ top`).
 struct Profile {
     w: usize,
+    /// Highest `top` (one past the chart's highest occupied row).
+    height: u32,
     bottom: Vec<u32>,
     top: Vec<u32>,
 }
@@ -215,7 +263,13 @@ impl Profile {
         let w = texels(frame.size[0], s, padding) as usize;
         let (lo, hi) = spans(&frame.outline, s, w - 2 * padding as usize);
         let (bottom, top) = grown(&lo, &hi, padding);
-        Profile { w, bottom, top }
+        let height = top.iter().copied().max().unwrap_or(0);
+        Profile {
+            w,
+            height,
+            bottom,
+            top,
+        }
     }
 }
 
@@ -277,20 +331,42 @@ fn grown(lo: &[f64], hi: &[f64], pad: u32) -> (Vec<u32>, Vec<u32>) {
     (bottom, top)
 }
 
-/// Occupied rows of each page column, as sorted disjoint `[start, end)` runs.
-struct Columns(Vec<Vec<[u32; 2]>>);
+/// Occupied rows of each page column, as sorted disjoint `[start, end)` runs, and each
+/// column's highest occupied row (most charts land on top of a column's stack: checked first).
+struct Columns {
+    runs: Vec<Vec<[u32; 2]>>,
+    top: Vec<u32>,
+}
 
 impl Columns {
+    fn new(width: usize) -> Columns {
+        Columns {
+            runs: vec![Vec::new(); width],
+            top: vec![0; width],
+        }
+    }
+
     /// Whether rows `a..b` of column `c` are free; if not, the end of the first run in them.
     fn blocked(&self, c: usize, a: u32, b: u32) -> Option<u32> {
-        let runs = &self.0[c];
+        if a >= self.top[c] {
+            return None;
+        }
+        let runs = &self.runs[c];
         let k = runs.partition_point(|r| r[1] <= a);
         runs.get(k).filter(|r| r[0] < b).map(|r| r[1])
     }
 
     /// Marks rows `a..b` of column `c` occupied (free before), merging with touching runs.
     fn fill(&mut self, c: usize, a: u32, b: u32) {
-        let runs = &mut self.0[c];
+        let runs = &mut self.runs[c];
+        if a >= self.top[c] {
+            self.top[c] = b;
+            match runs.last_mut() {
+                Some(last) if last[1] == a => last[1] = b,
+                _ => runs.push([a, b]),
+            }
+            return;
+        }
         let k = runs.partition_point(|r| r[1] < a);
         let joins_prev = k < runs.len() && runs[k][1] == a;
         let (k, a) = if joins_prev { (k, runs[k][0]) } else { (k, a) };
@@ -304,11 +380,7 @@ impl Columns {
 
 /// Lowest row at which `p` fits with its box's left edge at column `x`, if any below `page`.
 fn lowest_fit(cols: &Columns, x: usize, p: &Profile, page: u32) -> Option<u32> {
-    let height = (0..p.w)
-        .filter(|&c| p.bottom[c] < p.top[c])
-        .map(|c| p.top[c])
-        .max()
-        .unwrap_or(0);
+    let height = p.height;
     let mut y = 0u32;
     'search: loop {
         if y as u64 + height as u64 > page as u64 {
@@ -330,46 +402,69 @@ fn lowest_fit(cols: &Columns, x: usize, p: &Profile, page: u32) -> Option<u32> {
 /// Placement of `frames` (in `order`, tallest first) at density `s` on a page `page` texels
 /// wide and unbounded below: a cursor runs along the page width, and each chart goes to the
 /// lowest place at the cursor where its outline (grown by the padding) meets nothing placed,
-/// holes under earlier charts included (placement is offline: nothing has to slide there).
-/// Returns the corners and the height used; `None` when a chart is wider than the page.
+/// holes under earlier charts included (placement is offline: nothing has to slide there), in
+/// whichever of its four orientations ends lowest. Returns the corners, orientations and the
+/// height used; `None` when a chart is wider than the page every way.
 fn place(
-    frames: &[ChartFrame],
+    frames: &[[ChartFrame; 4]],
     order: &[u32],
     s: f64,
     page: u32,
     padding: u32,
-) -> Option<(Vec<[u32; 2]>, u32)> {
+) -> Option<(Vec<[u32; 2]>, Vec<u8>, u32)> {
     // The profiles are independent of each other: made in parallel, placed in order.
-    let profiles: Vec<Profile> = order
+    let profiles: Vec<[Profile; 4]> = order
         .par_iter()
-        .map(|&i| Profile::new(&frames[i as usize], s, padding))
+        .map(|&i| std::array::from_fn(|k| Profile::new(&frames[i as usize][k], s, padding)))
         .collect();
     let mut corners = vec![[0u32; 2]; frames.len()];
-    let mut cols = Columns(vec![Vec::new(); page as usize]);
+    let mut orientations = vec![0u8; frames.len()];
+    let mut cols = Columns::new(page as usize);
     let (mut x, mut used) = (0usize, 0u32);
-    for (&i, p) in order.iter().zip(&profiles) {
-        if p.w > page as usize {
+    for (&i, ps) in order.iter().zip(&profiles) {
+        let narrowest = ps.iter().map(|p| p.w).min().unwrap_or(0);
+        if narrowest > page as usize {
             return None;
         }
-        if x + p.w > page as usize {
+        // A new pass when the chart does not fit lying down (squeezing it in standing up
+        // would raise the pass's line).
+        if x + ps[0].w > page as usize {
             x = 0;
         }
-        let y = lowest_fit(&cols, x, p, u32::MAX)?;
+        // (top, y, orientation)
+        let mut best: Option<(u32, u32, usize)> = None;
+        for (k, p) in ps.iter().enumerate() {
+            if x + p.w > page as usize {
+                continue;
+            }
+            let y = lowest_fit(&cols, x, p, u32::MAX)?;
+            let top = y + p.height;
+            if best.is_none_or(|b| top < b.0) {
+                best = Some((top, y, k));
+            }
+        }
+        let (top, y, k) = best?;
+        let p = &ps[k];
         for c in 0..p.w {
             if p.bottom[c] < p.top[c] {
                 cols.fill(x + c, y + p.bottom[c], y + p.top[c]);
-                used = used.max(y + p.top[c]);
             }
         }
+        used = used.max(top);
         corners[i as usize] = [x as u32, y];
+        orientations[i as usize] = k as u8;
         x += p.w;
     }
-    Some((corners, used))
+    Some((corners, orientations, used))
 }
 
 /// The densest packing of `frames` on one `page`² page with `padding` empty texels around
 /// each chart's hull; deterministic (ties in height keep the input order).
 pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, MeshError> {
+    let oriented: Vec<[ChartFrame; 4]> = frames
+        .par_iter()
+        .map(|f| std::array::from_fn(|k| f.oriented(k as u8)))
+        .collect();
     let mut order: Vec<u32> = (0..frames.len() as u32).collect();
     order.sort_by(|&a, &b| {
         let (fa, fb) = (&frames[a as usize], &frames[b as usize]);
@@ -402,11 +497,11 @@ pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, M
     let (mut lo, mut best) = (0.0f64, None);
     let mut s = 0.85 * hi;
     for _ in 0..64 {
-        let trial = place(frames, &order, s, page, padding);
-        let used = trial.as_ref().map_or(u32::MAX, |t| t.1.max(1));
+        let trial = place(&oriented, &order, s, page, padding);
+        let used = trial.as_ref().map_or(u32::MAX, |t| t.2.max(1));
         if used <= page {
             lo = s;
-            best = trial.map(|t| (s, t.0));
+            best = trial.map(|t| (s, t.0, t.1));
         } else {
             hi = s;
         }
@@ -434,6 +529,8 @@ pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, M
     Ok(Packing {
         texels_per_unit: best.0,
         corners: best.1,
+        orientations: best.2,
+        padding,
     })
 }
 
@@ -483,14 +580,17 @@ mod tests {
     }
 
     /// Texels whose centre lies in the placed chart's hull (or that hold a hull corner).
-    fn content_texels(f: &ChartFrame, corner: [u32; 2], s: f64, pad: u32) -> Vec<[i64; 2]> {
-        let to_page = |p: [f64; 2]| {
-            [
-                corner[0] as f64 + pad as f64 + p[0] * s,
-                corner[1] as f64 + pad as f64 + p[1] * s,
-            ]
-        };
+    fn content_texels(f: &ChartFrame, packing: &Packing, i: usize) -> Vec<[i64; 2]> {
+        let to_page = |p: [f64; 2]| packing.to_page(i, f, p);
         let hull: Vec<[f64; 2]> = f.hull.iter().map(|&p| to_page(p)).collect();
+        // Orientations are turns, never mirrors: the hull stays counter-clockwise.
+        let area: f64 = (0..hull.len())
+            .map(|i| {
+                let (a, b) = (hull[i], hull[(i + 1) % hull.len()]);
+                a[0] * b[1] - b[0] * a[1]
+            })
+            .sum();
+        assert!(area >= 0.0, "a mirrored chart");
         let mut out: Vec<[i64; 2]> = hull
             .iter()
             .map(|p| [p[0].floor() as i64, p[1].floor() as i64])
@@ -541,8 +641,8 @@ mod tests {
         let s = p.texels_per_unit;
         let mut owner = vec![u32::MAX; (page * page) as usize];
         let mut used = 0usize;
-        for (i, (f, &c)) in frames.iter().zip(&p.corners).enumerate() {
-            let texels = content_texels(f, c, s, pad);
+        for (i, f) in frames.iter().enumerate() {
+            let texels = content_texels(f, &p, i);
             let mut mine = std::collections::HashSet::new();
             for t in &texels {
                 assert!(
@@ -575,8 +675,14 @@ mod tests {
                 .total_cmp(&fa.size[1])
                 .then(fb.size[0].total_cmp(&fa.size[0]))
         });
+        let oriented: Vec<[ChartFrame; 4]> = frames
+            .iter()
+            .map(|f| std::array::from_fn(|k| f.oriented(k as u8)))
+            .collect();
         // Two percent more density needs more than the page.
-        assert!(place(&frames, &order, s * 1.02, page, pad).is_none_or(|t| t.1 > page));
+        assert!(place(&oriented, &order, s * 1.02, page, pad).is_none_or(|t| t.2 > page));
+        // Some charts were turned.
+        assert!(p.orientations.iter().any(|&k| k != 0));
         // Grown charts cover most of the page.
         assert!(used as f64 > 0.5 * (page * page) as f64, "{used}");
         assert_eq!(pack(&frames, page, pad).unwrap(), p, "deterministic");
