@@ -190,6 +190,8 @@ pub fn run(
             ))
         })?;
         stage("(surface subdivisions, host)", s);
+        // Urgent, as in the mesh service: the texture flow yields between its steps.
+        let urgent = dev.urgent();
         let (shape, s) = time_once(dev, || {
             Ok(shape_dec.decode(
                 shape_slat.coords.clone(),
@@ -199,6 +201,7 @@ pub fn run(
                 &mut None,
             )?)
         })?;
+        drop(urgent);
         stage("shape decode", s);
         drop(shape_dec);
         subs_ready(subs);
@@ -226,9 +229,14 @@ pub fn run(
                 t2_mesh::prepare_geometry(m, res, &glb_params, dev, None)
             }))
     };
+    // As the flow service does: between steps, urgent work (the shape decode) goes first.
+    let mut yielding = |_: _, _: usize, _: usize| {
+        dev.yield_to_urgent(&|| false);
+        Ok(())
+    };
     let mut tex_flow = || {
         time_once(dev, || {
-            Ok(pipe.sample_tex_slat(cond, flow_res, &shape_slat, &mut rng, &none, &mut quiet)?)
+            Ok(pipe.sample_tex_slat(cond, flow_res, &shape_slat, &mut rng, &none, &mut yielding)?)
         })
     };
     let tex_decode = |tex_slat: &t2_models::pipeline::SparseLatent, subs: &[Subdivision]| {

@@ -88,6 +88,22 @@ impl Device {
         }
     }
 
+    /// Marks urgent work on this device until the guard drops (`crate::urgency`); nothing on
+    /// the CPU, whose threads the OS shares out.
+    pub fn urgent(&self) -> Option<crate::urgency::UrgentGuard<'_>> {
+        match self {
+            Device::Cpu => None,
+            Device::Cuda(d) => Some(d.urgency().urgent()),
+        }
+    }
+
+    /// Waits while urgent work runs on this device, or until `stop()` (`crate::urgency`).
+    pub fn yield_to_urgent(&self, stop: &dyn Fn() -> bool) {
+        if let Device::Cuda(d) = self {
+            d.urgency().yield_to_urgent(stop);
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Device::Cpu => "cpu".into(),

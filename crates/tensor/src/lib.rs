@@ -22,6 +22,7 @@ pub mod sparse;
 pub mod storage;
 pub mod tensor;
 pub mod testing;
+pub mod urgency;
 
 pub use device::Device;
 pub use dtype::{DType, Element};

@@ -289,6 +289,9 @@ fn sample(
         None => None,
     };
     let mut report = |stage: Stage, done: usize, total: usize| {
+        // Between steps, let urgent work on a shared device go first (a job's shape decode
+        // in the mesh service while this flow samples its texture: `t2_tensor::urgency`).
+        device.yield_to_urgent(&|| cancel.is_cancelled());
         if cancel.is_cancelled() {
             return Err(t2_models::ModelError::Cancelled);
         }

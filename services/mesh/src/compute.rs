@@ -423,6 +423,7 @@ fn export(
     progress: &ProgressSink,
 ) -> Result<ExtractOutput, ServiceError> {
     progress.report("decode", 0, 1);
+    // (Urgent on a shared device: see `Trellis2Pipeline::decode_shape`.)
     let (mesh, subs) = m
         .pipe
         .decode_shape(shape, resolution, Subdivide::Predict)

@@ -477,6 +477,10 @@ impl Trellis2Pipeline {
         resolution: u32,
         subdivide: Subdivide<'_>,
     ) -> Result<(TriMesh, Vec<Subdivision>)> {
+        // Urgent on a shared device: everything after it (the GLB's surface steps) waits for
+        // the decoder, while a flow sampling on the same device (the same job's texture, in
+        // a staged extraction) can pause between its steps (`t2_tensor::urgency`).
+        let urgent = self.device.urgent();
         let shape = self.shape_decoder.hold("shape_slat_decoder")?.decode(
             shape_slat.coords.clone(),
             &shape_slat.tensor(&self.device)?,
@@ -484,6 +488,7 @@ impl Trellis2Pipeline {
             subdivide,
             &mut None,
         )?;
+        drop(urgent);
         let g = &shape.grid;
         let mesh = t2_mesh::fdg::flexible_dual_grid_to_mesh(
             &g.coords,

@@ -49,6 +49,8 @@ struct Inner {
     pool: alloc::Pool,
     stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
+    /// Cooperative priority between computations sharing the stream (`crate::urgency`).
+    urgency: crate::urgency::Urgency,
 }
 
 impl Drop for Inner {
@@ -166,8 +168,14 @@ impl CudaDevice {
                 pool: alloc::Pool::new(),
                 stream,
                 ctx,
+                urgency: Default::default(),
             }),
         })
+    }
+
+    /// Cooperative priority between computations sharing this device (`crate::urgency`).
+    pub fn urgency(&self) -> &crate::urgency::Urgency {
+        &self.inner.urgency
     }
 
     pub fn ordinal(&self) -> usize {
