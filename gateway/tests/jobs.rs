@@ -28,6 +28,16 @@ async fn wait_terminal(g: &TestGateway, id: &str) -> Value {
     panic!("job {id} did not finish");
 }
 
+/// Submits a job of `job_body()` and waits for its end: (id, final record).
+async fn run_job(g: &TestGateway) -> (String, Value) {
+    let id = g.post_json("/v1/jobs", &job_body()).await.json()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = wait_terminal(g, &id).await;
+    (id, done)
+}
+
 fn job_body() -> Value {
     json!({ "image": b64(&png(8, 8)), "export": {"texture_size": 1024} })
 }
@@ -82,11 +92,7 @@ async fn a_job_survives_a_gateway_restart_as_a_record() {
 async fn artifacts_of_a_finished_job_stream_back_byte_exact() {
     let d = Doubles::ready();
     let g = gateway_with(d.backends(), tempfile::tempdir().unwrap()).await;
-    let id = g.post_json("/v1/jobs", &job_body()).await.json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let done = wait_terminal(&g, &id).await;
+    let (id, done) = run_job(&g).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let names: Vec<&str> = done["artifacts"]
         .as_array()
@@ -142,11 +148,7 @@ async fn a_flow_failing_after_the_shape_fails_the_job_with_its_own_error() {
     let d = Doubles::ready();
     d.fail_flow_after_shape.store(true, Ordering::SeqCst);
     let g = gateway_with(d.backends(), tempfile::tempdir().unwrap()).await;
-    let id = g.post_json("/v1/jobs", &job_body()).await.json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let done = wait_terminal(&g, &id).await;
+    let (_, done) = run_job(&g).await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["error"]["code"], "generation_error", "{done}");
     assert!(
@@ -171,11 +173,7 @@ async fn a_mesh_service_without_staged_extraction_still_serves_jobs() {
     let d = Doubles::ready();
     d.no_staged_extract.store(true, Ordering::SeqCst);
     let g = gateway_with(d.backends(), tempfile::tempdir().unwrap()).await;
-    let id = g.post_json("/v1/jobs", &job_body()).await.json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let done = wait_terminal(&g, &id).await;
+    let (id, done) = run_job(&g).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(d.staged_extracts.load(Ordering::SeqCst), 1);
     let glb = g.get(&format!("/v1/jobs/{id}/artifacts/model.glb")).await;

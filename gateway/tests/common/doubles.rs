@@ -190,7 +190,7 @@ impl t2_svc_mesh::MeshExtractor for Doubles {
     }
     async fn extract_staged(
         &self,
-        mut req: ExtractRequest,
+        req: ExtractRequest,
         tex: t2_svc_mesh::TexLatents,
         p: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError> {
@@ -200,10 +200,7 @@ impl t2_svc_mesh::MeshExtractor for Doubles {
                 "the mesh double has no staged extraction".into(),
             ));
         }
-        let tex = tex.await.map_err(|_| t2_svc_mesh::tex_never_came())??;
-        if let Some(l) = req.latents.as_mut() {
-            l.tex_slat = Some(tex);
-        }
+        let req = t2_svc_mesh::with_tex(req, tex).await?;
         self.extract(req, p).await
     }
 }

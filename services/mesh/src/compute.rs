@@ -214,22 +214,10 @@ impl MeshExtractor for MeshService {
             &shape,
             &models,
         )?;
-        let params = glb_params(request.params.as_ref().expect("validated"))?;
-        let video = request.preview_video.then(|| self.preview.video_options());
-        self.lane
-            .run(move |cancel| {
-                export(
-                    &models,
-                    &shape,
-                    |_| Ok(tex),
-                    resolution,
-                    &params,
-                    video.as_ref(),
-                    cancel,
-                    &progress,
-                )
-            })
-            .await
+        self.run_export(models, shape, resolution, &request, progress, |_, _, _| {
+            Ok(tex)
+        })
+        .await
     }
 
     /// Decodes the shape and runs the GLB's surface steps while the texture latents are still
@@ -237,33 +225,52 @@ impl MeshExtractor for MeshService {
     /// first, as `extract`.
     async fn extract_staged(
         &self,
-        mut request: ExtractRequest,
+        request: ExtractRequest,
         tex: TexLatents,
         progress: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError> {
         crate::validate_staged_request(&request)?;
         let models = self.models.get()?;
         if models.pipe.residency() == Residency::OneAtATime {
-            let tex = tex.await.map_err(|_| tex_never_came())??;
-            if let Some(l) = request.latents.as_mut() {
-                l.tex_slat = Some(tex);
-            }
+            let request = crate::with_tex(request, tex).await?;
             return self.extract(request, progress).await;
         }
         let latents = request.latents.as_ref().expect("validated");
         let (shape, resolution) = checked_shape(latents, &models)?;
+        self.run_export(
+            models,
+            shape,
+            resolution,
+            &request,
+            progress,
+            |m, shape, cancel| checked_tex(&wait_for(tex, cancel)?, shape, m),
+        )
+        .await
+    }
+}
+
+impl MeshService {
+    /// `export` of `request` on the lane, the texture latents from `tex` (called on the lane's
+    /// thread once the shape is decoded).
+    async fn run_export(
+        &self,
+        models: Arc<MeshModels>,
+        shape: SparseLatent,
+        resolution: u32,
+        request: &ExtractRequest,
+        progress: ProgressSink,
+        tex: impl FnOnce(&MeshModels, &SparseLatent, &Cancel) -> Result<SparseLatent, ServiceError>
+        + Send
+        + 'static,
+    ) -> Result<ExtractOutput, ServiceError> {
         let params = glb_params(request.params.as_ref().expect("validated"))?;
         let video = request.preview_video.then(|| self.preview.video_options());
         self.lane
             .run(move |cancel| {
-                let arrived = |cancel: &Cancel| {
-                    let t = wait_for(tex, cancel)?;
-                    checked_tex(&t, &shape, &models)
-                };
                 export(
                     &models,
                     &shape,
-                    arrived,
+                    |cancel| tex(&models, &shape, cancel),
                     resolution,
                     &params,
                     video.as_ref(),

@@ -79,16 +79,25 @@ pub trait MeshExtractor: Send + Sync + 'static {
     /// default waits for the texture latents, then extracts.
     async fn extract_staged(
         &self,
-        mut request: ExtractRequest,
+        request: ExtractRequest,
         tex: TexLatents,
         progress: ProgressSink,
     ) -> Result<ExtractOutput, ServiceError> {
-        let tex = tex.await.map_err(|_| tex_never_came())??;
-        if let Some(l) = request.latents.as_mut() {
-            l.tex_slat = Some(tex);
-        }
+        let request = with_tex(request, tex).await?;
         self.extract(request, progress).await
     }
+}
+
+/// A staged extraction's request completed with its texture latents, once they come.
+pub async fn with_tex(
+    mut request: ExtractRequest,
+    tex: TexLatents,
+) -> Result<ExtractRequest, ServiceError> {
+    let tex = tex.await.map_err(|_| tex_never_came())??;
+    if let Some(l) = request.latents.as_mut() {
+        l.tex_slat = Some(tex);
+    }
+    Ok(request)
 }
 
 /// The error of a staged extraction whose texture latents never came.

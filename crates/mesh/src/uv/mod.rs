@@ -259,16 +259,7 @@ fn unwrap_direct(
     let charted: Vec<(Vec<Flat>, u32)> = pieces
         .par_iter()
         .map(|piece| {
-            let faces: Vec<[u32; 3]> = piece
-                .indices
-                .chunks_exact(3)
-                .map(|t| [t[0], t[1], t[2]])
-                .collect();
-            let charts = charts::segment(&piece.positions, &faces, MAX_CHART_ANGLE_DEG, max_area);
-            let flats: Vec<Flat> = charts
-                .into_par_iter()
-                .flat_map_iter(|chart| flatten(&piece.positions, &faces, chart, 0))
-                .collect();
+            let (faces, flats) = flattened_charts(piece, max_area);
             let handed_off = flats.iter().filter(|f| f.uv.is_none()).count() as u32;
             let flats = flats
                 .into_iter()
@@ -448,16 +439,7 @@ struct Prepared {
 
 impl Prepared {
     fn new(piece: &Piece, max_area: f64) -> Prepared {
-        let faces: Vec<[u32; 3]> = piece
-            .indices
-            .chunks_exact(3)
-            .map(|t| [t[0], t[1], t[2]])
-            .collect();
-        let charts = charts::segment(&piece.positions, &faces, MAX_CHART_ANGLE_DEG, max_area);
-        let flats: Vec<Flat> = charts
-            .into_par_iter()
-            .flat_map_iter(|chart| flatten(&piece.positions, &faces, chart, 0))
-            .collect();
+        let (faces, flats) = flattened_charts(piece, max_area);
         let mut out = Prepared {
             positions: Vec::new(),
             indices: vec![0; piece.indices.len()],
@@ -487,6 +469,22 @@ impl Prepared {
         }
         out
     }
+}
+
+/// A piece's faces, and its charts (segmented with at most `max_area` each) flattened by our
+/// LSCM, charts in parallel.
+fn flattened_charts(piece: &Piece, max_area: f64) -> (Vec<[u32; 3]>, Vec<Flat>) {
+    let faces: Vec<[u32; 3]> = piece
+        .indices
+        .chunks_exact(3)
+        .map(|t| [t[0], t[1], t[2]])
+        .collect();
+    let charts = charts::segment(&piece.positions, &faces, MAX_CHART_ANGLE_DEG, max_area);
+    let flats = charts
+        .into_par_iter()
+        .flat_map_iter(|chart| flatten(&piece.positions, &faces, chart, 0))
+        .collect();
+    (faces, flats)
 }
 
 /// A chart flattened by our LSCM (`uv`) or left to the crate (`None`): its faces (piece face
