@@ -2,7 +2,8 @@
 # scale_out.sh — on nvidia-h200-x2: /generate throughput through the gateway with one flow
 # replica (cuda:0) and then two (cuda:0, cuda:1), same services otherwise (rmbg on the CPU,
 # dinov3 on cuda:1, mesh on the CPU, unused by /generate without preview), same requests:
-# pipeline 512 at 100 steps per stage on the demo models, C concurrent clients, N requests.
+# pipeline 512 (or $PIPELINE) at 100 steps per stage on the demo models, C concurrent clients,
+# N requests.
 # The demo models are small: the flow is launch-bound, so this measures how the gateway spreads
 # generations over replicas, not full-size GPU work. Prints one table last.
 #
@@ -52,7 +53,9 @@ for _ in range(600):
     time.sleep(0.5)
 else:
     sys.exit(f"{label}: gateway never ready")
-body = json.dumps({"image": base64.b64encode(open(png, "rb").read()).decode(), "pipeline_type": "512",
+import os
+body = json.dumps({"image": base64.b64encode(open(png, "rb").read()).decode(),
+                   "pipeline_type": os.environ.get("PIPELINE", "512"),
                    "ss_sampling_steps": 100, "shape_slat_sampling_steps": 100,
                    "tex_slat_sampling_steps": 100, "preview_video": False}).encode()
 def call():
@@ -85,5 +88,5 @@ PY
 run one http://127.0.0.1:50053 8001 | tee "$D/results.txt"
 run two http://127.0.0.1:50053,http://127.0.0.1:50055 8002 | tee -a "$D/results.txt"
 kill "${pids[@]}" 2>/dev/null
-echo "== /generate throughput (demo models, 512, 100 steps per stage, $C clients)"
+echo "== /generate throughput (demo models, ${PIPELINE:-512}, 100 steps per stage, $C clients)"
 grep RESULT "$D/results.txt"
