@@ -395,10 +395,36 @@ impl Orchestrator {
                 .await,
             )
         };
-        let ((latents, flow_s), extracted) = tokio::join!(sampled, staged);
-        // The flow's failure is the cause when both failed (the extraction was only stopped).
+        // Both run at once. A staged extraction that fails (other than UNIMPLEMENTED) fails the
+        // job at once: the flow call is dropped, which cancels it. The flow's own failure is
+        // the cause when both failed (its failure stops the extraction, which then fails too),
+        // so the flow is polled first.
+        let (sampled_out, extracted) = {
+            tokio::pin!(sampled, staged);
+            let (mut sampled_out, mut extracted) = (None, None);
+            while sampled_out.is_none() || extracted.is_none() {
+                tokio::select! {
+                    biased;
+                    out = &mut sampled, if sampled_out.is_none() => sampled_out = Some(out),
+                    out = &mut staged, if extracted.is_none() => {
+                        if let Some(Err(e)) = &out
+                            && !matches!(e, ServiceError::NotImplemented(_))
+                        {
+                            if let Some((Err(flow_err), _)) = sampled_out {
+                                return Err(flow_err);
+                            }
+                            return Err(e.clone());
+                        }
+                        extracted = Some(out);
+                    }
+                }
+            }
+            (sampled_out, extracted)
+        };
+        let (latents, flow_s) = sampled_out.expect("polled to the end");
         let latents = latents?;
         timings.flow_s = flow_s;
+        let extracted = extracted.expect("polled to the end");
         let out = match extracted {
             // A mesh service without the staged call (an older version, UNIMPLEMENTED): the
             // plain extraction, now that the texture latents are here.

@@ -180,6 +180,20 @@ async fn a_mesh_service_without_staged_extraction_still_serves_jobs() {
     assert_eq!(&glb.body[..], GLB_BYTES);
 }
 
+/// A staged extraction that fails while the texture flow still runs fails the job at once
+/// (the flow call is dropped, which cancels it), instead of after the flow.
+#[tokio::test]
+async fn a_failed_staged_extraction_fails_the_job_without_waiting_for_the_flow() {
+    let d = Doubles::ready();
+    d.hang_texture_flow.store(true, Ordering::SeqCst);
+    d.fail_staged_extract.store(true, Ordering::SeqCst);
+    let g = gateway_with(d.backends(), tempfile::tempdir().unwrap()).await;
+    // wait_terminal gives up after 5 s; the texture flow never ends.
+    let (_, done) = run_job(&g).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "extraction_error", "{done}");
+}
+
 #[tokio::test]
 async fn a_running_job_can_be_cancelled() {
     let d = Doubles::ready();

@@ -32,6 +32,10 @@ pub struct Doubles {
     pub fail_flow_after_shape: AtomicBool,
     /// The mesh double answers a staged extraction UNIMPLEMENTED (an older mesh service).
     pub no_staged_extract: AtomicBool,
+    /// A staged flow generation never finishes its texture stage (after sending the shape).
+    pub hang_texture_flow: AtomicBool,
+    /// The mesh double fails a staged extraction at once.
+    pub fail_staged_extract: AtomicBool,
 }
 
 impl Doubles {
@@ -145,6 +149,9 @@ impl t2_svc_flow::FlowSampler for Doubles {
             tex_slat: None,
             ..latents.clone()
         });
+        if self.hang_texture_flow.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.fail_flow_after_shape.load(Ordering::SeqCst) {
             return Err(ServiceError::failed(
                 t2_proto::ErrorCode::GenerationError,
@@ -198,6 +205,12 @@ impl t2_svc_mesh::MeshExtractor for Doubles {
         if self.no_staged_extract.load(Ordering::SeqCst) {
             return Err(ServiceError::NotImplemented(
                 "the mesh double has no staged extraction".into(),
+            ));
+        }
+        if self.fail_staged_extract.load(Ordering::SeqCst) {
+            return Err(ServiceError::failed(
+                t2_proto::ErrorCode::ExtractionError,
+                "the mesh double found no surface",
             ));
         }
         let req = t2_svc_mesh::with_tex(req, tex).await?;
