@@ -426,15 +426,16 @@ impl Orchestrator {
         timings.flow_s = flow_s;
         let extracted = extracted.expect("polled to the end");
         let out = match extracted {
-            // A mesh service without the staged call (an older version, UNIMPLEMENTED): the
-            // plain extraction, now that the texture latents are here.
-            Some(Err(ServiceError::NotImplemented(why))) => {
-                tracing::info!("no staged extraction upstream ({why}); extracting after the flow");
-                self.mesh_call("extract", latents.clone(), export, preview_video, progress)
-                    .await?
-            }
-            Some(out) => out?,
-            None => {
+            Some(Ok(out)) => out,
+            // No shape latents ahead (an older flow service), or a mesh service without the
+            // staged call (UNIMPLEMENTED; other failures returned above): the plain
+            // extraction, now that the texture latents are here.
+            not_staged => {
+                if let Some(Err(why)) = not_staged {
+                    tracing::info!(
+                        "no staged extraction upstream ({why}); extracting after the flow"
+                    );
+                }
                 self.mesh_call("extract", latents.clone(), export, preview_video, progress)
                     .await?
             }

@@ -125,26 +125,19 @@ impl<T: ?Sized + Send + Sync> Pool<T> {
         F: Fn(Arc<T>) -> Fut,
         Fut: Future<Output = Result<R, ServiceError>>,
     {
-        let (first, guard) = self.pick(None).expect("a pool is never empty");
-        let out = call(self.members[first].imp.clone()).await;
-        drop(guard);
-        self.members[first].set_down(matches!(out, Err(ServiceError::Unavailable(_))));
+        let (first, out) = self.attempt(None, &call).await;
         let Err(ServiceError::Unavailable(why)) = &out else {
             return out;
         };
-        let Some((second, guard)) = self.pick(Some(first)) else {
+        if self.members.len() < 2 {
             return out;
-        };
+        }
         tracing::warn!(
             service = self.service,
             replica = %self.members[first].name,
-            retry_on = %self.members[second].name,
             "replica unavailable ({why}); trying another"
         );
-        let out = call(self.members[second].imp.clone()).await;
-        drop(guard);
-        self.members[second].set_down(matches!(out, Err(ServiceError::Unavailable(_))));
-        out
+        self.attempt(Some(first), call).await.1
     }
 
     /// Runs `call` once on the least-loaded replica (for calls that cannot be repeated, such
@@ -156,11 +149,24 @@ impl<T: ?Sized + Send + Sync> Pool<T> {
     where
         Fut: Future<Output = Result<R, ServiceError>>,
     {
-        let (i, guard) = self.pick(None).expect("a pool is never empty");
+        self.attempt(None, call).await.1
+    }
+
+    /// `call` on the least-loaded replica other than `except`, counted in flight while it
+    /// runs; a replica that answered `unavailable` is marked down. Returns which one ran it.
+    async fn attempt<R, Fut>(
+        &self,
+        except: Option<usize>,
+        call: impl FnOnce(Arc<T>) -> Fut,
+    ) -> (usize, Result<R, ServiceError>)
+    where
+        Fut: Future<Output = Result<R, ServiceError>>,
+    {
+        let (i, guard) = self.pick(except).expect("a pool is never empty");
         let out = call(self.members[i].imp.clone()).await;
         drop(guard);
         self.members[i].set_down(matches!(out, Err(ServiceError::Unavailable(_))));
-        out
+        (i, out)
     }
 
     /// Every replica's self-description, merged: ready when any is; models, devices and

@@ -167,13 +167,9 @@ pub fn run(
     let feats = |l: &t2_models::pipeline::SparseLatent| {
         t2_tensor::Tensor::from_slice(&l.feats, &[l.len(), l.channels], dev)
     };
-    // The shape half: decoder, subdivisions, FDG mesh; then, with `geometry` (and `--glb`),
-    // the GLB's surface steps. `subs_ready` gets the subdivisions as soon as the shape decoder
-    // has made them (the texture decoder follows them). Its stages go to `rows`.
-    let shape_half = |rows: &mut Vec<(String, f64)>,
-                      subs_ready: &dyn Fn(Vec<Subdivision>),
-                      geometry: bool|
-     -> Result<Option<Result<t2_mesh::GlbGeometry, t2_mesh::MeshError>>> {
+    // The shape half: decoder, subdivisions, FDG mesh. Returns the subdivisions (the texture
+    // decoder follows them) and the mesh's face count; its stages go to `rows`.
+    let decode_shape_half = |rows: &mut Vec<(String, f64)>| -> Result<(Vec<Subdivision>, usize)> {
         let mut stage = |name: &str, s: f64| rows.push((name.to_string(), s));
         // In low-VRAM mode the flows and the texture decoder load inside their timed stages
         // (as in the service); the shape decoder's load is its own row, since the host
@@ -204,7 +200,6 @@ pub fn run(
         drop(urgent);
         stage("shape decode", s);
         drop(shape_dec);
-        subs_ready(subs);
         let (mesh, s) = time_once(dev, || {
             let g = &shape.grid;
             Ok(t2_mesh::fdg::flexible_dual_grid_to_mesh(
@@ -216,19 +211,20 @@ pub fn run(
             )?)
         })?;
         stage("FDG mesh (CPU)", s);
-        rows.push(("faces".into(), mesh.faces.len() as f64));
-        drop(mesh);
-        Ok(glb_surface
-            .as_ref()
-            .filter(|_| geometry)
-            .map(|(m, glb_res)| {
-                assert_eq!(
-                    *glb_res, res,
-                    "the GLB surface is made at the pipeline's resolution"
-                );
-                t2_mesh::prepare_geometry(m, res, &glb_params, dev, None)
-            }))
+        Ok((subs, mesh.faces.len()))
     };
+    // The GLB's surface steps on the `--glb` surface (made at the pipeline's resolution).
+    let surface_steps = || {
+        glb_surface
+            .as_ref()
+            .map(|(m, _)| t2_mesh::prepare_geometry(m, res, &glb_params, dev, None))
+    };
+    if let Some((_, glb_res)) = &glb_surface {
+        assert_eq!(
+            *glb_res, res,
+            "the GLB surface is made at the pipeline's resolution"
+        );
+    }
     // As the flow service does: between steps, urgent work (the shape decode) goes first.
     let mut yielding = |_: _, _: usize, _: usize| {
         dev.yield_to_urgent(&|| false);
@@ -256,68 +252,48 @@ pub fn run(
     // row is that stage alone (low-VRAM mode: one network on the device at a time;
     // `texture_flow_first`: the order before the shape latents were streamed).
     let staged = glb && pipe.residency() == Residency::AllResident && !texture_flow_first;
-    let (texture, geometry, total_s, shape_rows) = if staged {
+    let mut shape_rows = Vec::new();
+    let (texture, geometry, total_s, faces) = if staged {
         std::thread::scope(|scope| {
             let (subs_tx, subs_rx) = std::sync::mpsc::channel();
-            let shape_side = scope.spawn(|| {
-                let send = move |subs| {
-                    let _ = subs_tx.send(subs);
-                };
-                let mut rows = Vec::new();
-                let out = shape_half(&mut rows, &send, true);
-                (out, rows)
+            let rows = &mut shape_rows;
+            let shape_side = scope.spawn(move || {
+                let (subs, faces) = decode_shape_half(rows)?;
+                // A shape half that failed before this drops the sender.
+                let _ = subs_tx.send(subs);
+                Ok::<_, anyhow::Error>((surface_steps(), faces))
             });
             let texture = tex_flow().and_then(|(tex_slat, s)| {
                 stage("texture SLat (during the shape decode)", s);
-                // A shape half that failed before its subdivisions drops the sender.
                 let subs = subs_rx
                     .recv()
                     .map_err(|_| anyhow::anyhow!("the shape decode failed"))?;
                 tex_decode(&tex_slat, &subs)
             });
             let total_s = start.elapsed().as_secs_f64();
-            let (geometry, rows) = shape_side
+            let (geometry, faces) = shape_side
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (texture, geometry, total_s, rows)
-        })
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok::<_, anyhow::Error>((texture, geometry, total_s, faces))
+        })?
     } else {
         let (tex_slat, s) = tex_flow()?;
         stage("texture SLat", s);
-        let mut rows = Vec::new();
-        let subs = std::cell::RefCell::new(None);
-        shape_half(
-            &mut rows,
-            &|x| {
-                *subs.borrow_mut() = Some(x);
-            },
-            false,
-        )?;
-        let subs = subs
-            .into_inner()
-            .expect("the shape half made its subdivisions");
+        let (subs, faces) = decode_shape_half(&mut shape_rows)?;
         // As the mesh service does in low-VRAM mode: the GLB's surface steps on their own
         // thread while the texture decoder runs on the device.
         std::thread::scope(|scope| {
-            let geometry = glb_surface.as_ref().map(|(m, _)| {
-                scope.spawn(|| t2_mesh::prepare_geometry(m, res, &glb_params, dev, None))
-            });
+            let geometry = scope.spawn(surface_steps);
             let texture = tex_decode(&tex_slat, &subs);
             let total_s = start.elapsed().as_secs_f64();
-            let geometry = geometry.map(|g| {
-                g.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            });
-            (texture, Ok(geometry), total_s, rows)
+            let geometry = geometry
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (texture, geometry, total_s, faces)
         })
     };
-    let geometry = geometry?;
-    let mut faces = 0;
     for (name, s) in shape_rows {
-        match name.as_str() {
-            "faces" => faces = s as usize,
-            _ => stage(&name, s),
-        }
+        stage(&name, s);
     }
     // Image → mesh + voxels ends with the texture decode, not when the GLB's surface steps
     // join.

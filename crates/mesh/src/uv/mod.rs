@@ -340,10 +340,7 @@ fn unwrap_direct(
 
 /// A chart's boundary edges (used by one of its faces), as pairs of its UV slots.
 fn outline(flat: &Flat, indices: &[u32]) -> Vec<[u32; 2]> {
-    let mut slot = std::collections::HashMap::with_capacity(flat.verts.len());
-    for (k, &v) in flat.verts.iter().enumerate() {
-        slot.entry(v).or_insert(k as u32);
-    }
+    let slot = flat.slots();
     let mut edges: Vec<[u32; 2]> = flat
         .faces
         .iter()
@@ -400,19 +397,16 @@ fn single_triangles(positions: &[[f32; 3]], faces: &[[u32; 3]], chart: &Flat) ->
 /// gets the same texels per unit of surface. (LSCM pins two vertices at their planar
 /// distance, so this is close to 1; a chart with no UV or surface area keeps its scale.)
 fn to_world_scale(positions: &[[f32; 3]], faces: &[[u32; 3]], flat: &mut Flat) {
+    let slot = flat.slots();
     let Some(uv) = flat.uv.as_mut() else {
         return;
     };
-    let mut slot = std::collections::HashMap::with_capacity(flat.verts.len());
-    for (k, &v) in flat.verts.iter().enumerate() {
-        slot.entry(v).or_insert(k);
-    }
     let (mut surface, mut flat_area) = (0.0f64, 0.0f64);
     for &f in &flat.faces {
         let t = faces[f as usize];
         let [a, b, c] = t.map(|v| positions[v as usize]);
         surface += crate::geom::tri_area(a, b, c) as f64;
-        let [p, q, r] = t.map(|v| uv[slot[&v]]);
+        let [p, q, r] = t.map(|v| uv[slot[&v] as usize]);
         flat_area += v3::signed_area(p, q, r).abs();
     }
     if surface > 0.0 && flat_area > 0.0 {
@@ -493,6 +487,17 @@ struct Flat {
     faces: Vec<u32>,
     verts: Vec<u32>,
     uv: Option<Vec<[f64; 2]>>,
+}
+
+impl Flat {
+    /// The UV slot of each of the chart's vertices (its first, where a vertex repeats).
+    fn slots(&self) -> std::collections::HashMap<u32, u32> {
+        let mut slot = std::collections::HashMap::with_capacity(self.verts.len());
+        for (k, &v) in self.verts.iter().enumerate() {
+            slot.entry(v).or_insert(k as u32);
+        }
+        slot
+    }
 }
 
 /// Halvings a chart may go through before what is left of it goes to the crate.

@@ -458,13 +458,16 @@ fn place(
     Some((corners, orientations, used))
 }
 
-/// The densest packing of `frames` on one `page`² page with `padding` empty texels around
-/// each chart's hull; deterministic (ties in height keep the input order).
-pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, MeshError> {
-    let oriented: Vec<[ChartFrame; 4]> = frames
+/// Each frame in its four orientations (`ChartFrame::oriented`).
+fn all_orientations(frames: &[ChartFrame]) -> Vec<[ChartFrame; 4]> {
+    frames
         .par_iter()
         .map(|f| std::array::from_fn(|k| f.oriented(k as u8)))
-        .collect();
+        .collect()
+}
+
+/// Chart indices, tallest first (then widest); ties keep the input order.
+fn tallest_first(frames: &[ChartFrame]) -> Vec<u32> {
     let mut order: Vec<u32> = (0..frames.len() as u32).collect();
     order.sort_by(|&a, &b| {
         let (fa, fb) = (&frames[a as usize], &frames[b as usize]);
@@ -472,6 +475,14 @@ pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, M
             .total_cmp(&fa.size[1])
             .then(fb.size[0].total_cmp(&fa.size[0]))
     });
+    order
+}
+
+/// The densest packing of `frames` on one `page`² page with `padding` empty texels around
+/// each chart's hull; deterministic (ties in height keep the input order).
+pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, MeshError> {
+    let oriented = all_orientations(frames);
+    let order = tallest_first(frames);
     let area: f64 = frames.iter().map(ChartFrame::hull_area).sum();
     let longest = frames.iter().map(|f| f.size[0]).fold(0.0, f64::max);
     // Upper bounds: the charts' area filling the page, the longest side spanning it.
@@ -668,17 +679,7 @@ mod tests {
                 used += 1;
             }
         }
-        let mut order: Vec<u32> = (0..frames.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            let (fa, fb) = (&frames[a as usize], &frames[b as usize]);
-            fb.size[1]
-                .total_cmp(&fa.size[1])
-                .then(fb.size[0].total_cmp(&fa.size[0]))
-        });
-        let oriented: Vec<[ChartFrame; 4]> = frames
-            .iter()
-            .map(|f| std::array::from_fn(|k| f.oriented(k as u8)))
-            .collect();
+        let (oriented, order) = (all_orientations(&frames), tallest_first(&frames));
         // Two percent more density needs more than the page.
         assert!(place(&oriented, &order, s * 1.02, page, pad).is_none_or(|t| t.2 > page));
         // Some charts were turned.
