@@ -1,21 +1,21 @@
-//! Decimation to a face target: QEM edge collapse through meshoptimizer (the `meshopt` crate),
-//! standing in for CuMesh's parallel `simplify(target_faces)`. meshoptimizer keeps topology
-//! (it refuses collapses that would make the mesh non-manifold), so on meshes where that stops
-//! it short of the target a second, permissive pass runs, and as a last resort the
-//! vertex-clustering "sloppy" simplifier, which always reaches the target. The report says
-//! which pass ended it so benches can measure how often the fallbacks are needed.
+//! Decimation to a face target. Production: the reference's parallel edge collapse
+//! (`crate::collapse`; on the GPU when the mesh stage has one). If every remaining collapse is
+//! vetoed before the target (flips, the manifold rule), meshoptimizer finishes the job: a
+//! permissive QEM pass, then as a last resort the vertex-clustering "sloppy" simplifier, which
+//! always reaches the target. The report says which pass ended it.
 //!
-//! meshoptimizer simplifies on one thread, and the remesh hands it ~6 M faces for a 1 M target
-//! (5.2 s of a 15 s `to_glb` on the H200 host). Large meshes therefore first go through a
-//! parallel pass: cut into compact pieces (Morton order of face centroids), each piece
-//! simplified towards its share of the target with its border vertices locked, so pieces stay
-//! stitched together. The global pass then only has the remainder to do, mostly the locked
-//! borders, on a mesh a few times smaller.
+//! The meshoptimizer path with a parallel first pass (`decimate_in_pieces`) stays for
+//! comparison (`t2-mesh-bench`): meshoptimizer simplifies on one thread, so large meshes are cut
+//! into compact pieces (Morton order of face centroids), each simplified towards its share of
+//! the target with its border vertices locked so pieces stay stitched, and a global pass does
+//! the remainder.
 
 use meshopt::{SimplifyOptions, VertexDataAdapter};
 use rayon::prelude::*;
 
+use crate::collapse::{CollapseParams, CollapseReport, collapse_cpu};
 use crate::error::{MeshError, check_faces, check_finite};
+use crate::gpu::collapse::collapse_gpu;
 use crate::spatial;
 use crate::topology::{compact_vertices, edge_groups, key_vertices, sorted_half_edges};
 use crate::types::TriMesh;
@@ -30,6 +30,8 @@ pub const DECIMATE_PIECE_FACES: usize = 262_144;
 pub enum DecimatePass {
     /// Already at or under the target.
     Unchanged,
+    /// The parallel edge collapse alone.
+    Collapse,
     /// Topology-preserving QEM collapse.
     Qem,
     /// QEM collapse allowed to remove small disconnected parts.
@@ -42,66 +44,94 @@ pub enum DecimatePass {
 pub struct DecimateReport {
     pub input_faces: usize,
     pub output_faces: usize,
-    /// meshoptimizer's error estimate relative to the mesh extent.
-    pub relative_error: f32,
+    /// meshoptimizer's error estimate relative to the mesh extent, where meshoptimizer ran.
+    pub relative_error: Option<f32>,
     pub pass: DecimatePass,
+    /// The parallel edge collapse's steps, where it ran.
+    pub collapse: Option<CollapseReport>,
 }
 
-/// Simplifies `mesh` to at most `target_faces` faces (unused vertices dropped).
-pub fn decimate(
+/// Simplifies `mesh` to at most `target_faces` faces (unused vertices dropped) with the
+/// parallel edge collapse, on `gpu` when given (the same mesh either way).
+pub fn decimate_on(
     mesh: &TriMesh,
     target_faces: usize,
+    gpu: Option<&t2_tensor::cuda::CudaDevice>,
 ) -> Result<(TriMesh, DecimateReport), MeshError> {
-    decimate_in_pieces(mesh, target_faces, DECIMATE_PIECE_FACES)
-}
-
-/// `decimate` with the parallel first pass on pieces of about `piece_faces` faces, run when
-/// the mesh has at least two pieces (`usize::MAX`: never, one serial pass as before).
-pub fn decimate_in_pieces(
-    mesh: &TriMesh,
-    target_faces: usize,
-    piece_faces: usize,
-) -> Result<(TriMesh, DecimateReport), MeshError> {
-    if target_faces == 0 {
-        return Err(MeshError::InvalidParameter {
-            name: "target_faces",
-            reason: "must be positive".into(),
-        });
-    }
-    check_faces(&mesh.faces, mesh.vertices.len())?;
-    check_finite(&mesh.vertices, "decimate vertices")?;
     let input_faces = mesh.faces.len();
-    if input_faces <= target_faces {
-        let report = DecimateReport {
-            input_faces,
-            output_faces: input_faces,
-            relative_error: 0.0,
-            pass: DecimatePass::Unchanged,
-        };
-        return Ok((mesh.clone(), report));
+    if input_faces <= target_faces && target_faces > 0 {
+        check_faces(&mesh.faces, mesh.vertices.len())?;
+        return Ok((mesh.clone(), unchanged(input_faces)));
     }
-    let vertices =
-        VertexDataAdapter::new(meshopt::typed_to_bytes(&mesh.vertices), 12, 0).map_err(|e| {
-            MeshError::InvalidParameter {
-                name: "vertices",
-                reason: e.to_string(),
-            }
-        })?;
+    let params = CollapseParams::default();
+    let (collapsed, steps) = match gpu {
+        Some(dev) => collapse_gpu(dev, mesh, target_faces, &params)?,
+        None => collapse_cpu(mesh, target_faces, &params)?,
+    };
+    let mut report = DecimateReport {
+        input_faces,
+        output_faces: collapsed.faces.len(),
+        relative_error: None,
+        pass: DecimatePass::Collapse,
+        collapse: Some(steps),
+    };
+    let TriMesh {
+        mut vertices,
+        faces,
+    } = collapsed;
+    let mut faces = if steps.reached_target {
+        faces
+    } else {
+        let adapter = vertex_adapter(&vertices)?;
+        let indices: Vec<u32> = faces.iter().flatten().copied().collect();
+        let (out, error, pass) = finish_with_meshopt(indices, &adapter, target_faces, 0.0);
+        report.relative_error = Some(error);
+        report.pass = pass;
+        out.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
+    };
+    compact_vertices(&mut vertices, &mut faces);
+    report.output_faces = faces.len();
+    Ok((TriMesh { vertices, faces }, report))
+}
+
+fn unchanged(faces: usize) -> DecimateReport {
+    DecimateReport {
+        input_faces: faces,
+        output_faces: faces,
+        relative_error: Some(0.0),
+        pass: DecimatePass::Unchanged,
+        collapse: None,
+    }
+}
+
+fn vertex_adapter(vertices: &[[f32; 3]]) -> Result<VertexDataAdapter<'_>, MeshError> {
+    VertexDataAdapter::new(meshopt::typed_to_bytes(vertices), 12, 0).map_err(|e| {
+        MeshError::InvalidParameter {
+            name: "vertices",
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// meshoptimizer from `indices` to `target_faces`: a QEM pass if needed, then a permissive
+/// one, then vertex clustering, as far as each is needed. Returns the indices, the relative
+/// error (the largest of `error`, absolute, and each pass's) and the pass that ended it.
+fn finish_with_meshopt(
+    indices: Vec<u32>,
+    vertices: &VertexDataAdapter<'_>,
+    target_faces: usize,
+    mut error: f32,
+) -> (Vec<u32>, f32, DecimatePass) {
     let target = target_faces * 3;
     // Errors are absolute (mesh units) so the pieces' and the global pass's compare; reported
     // relative to the mesh extent as meshoptimizer's own relative errors are.
-    let scale = meshopt::simplify_scale(&vertices).max(f32::MIN_POSITIVE);
-    let (indices, mut error) = if input_faces / 2 >= piece_faces {
-        simplify_in_pieces(mesh, &vertices, target_faces, piece_faces)
-    } else {
-        (mesh.faces.iter().flatten().copied().collect(), 0.0)
-    };
+    let scale = meshopt::simplify_scale(vertices).max(f32::MIN_POSITIVE);
     // Error bound = the whole extent: the face count, not the error, is the stop rule.
     let mut run = |input: &[u32], options: SimplifyOptions| {
         let mut e = 0.0f32;
         let out = meshopt::simplify(
             input,
-            &vertices,
+            vertices,
             target,
             scale,
             options | SimplifyOptions::ErrorAbsolute,
@@ -122,19 +152,57 @@ pub fn decimate_in_pieces(
     }
     if out.len() > target {
         let mut e = 0.0f32;
-        out = meshopt::simplify_sloppy(&out, &vertices, target, 1.0, Some(&mut e));
+        out = meshopt::simplify_sloppy(&out, vertices, target, 1.0, Some(&mut e));
         error = error.max(e * scale);
         pass = DecimatePass::Sloppy;
     }
-    let error = error / scale;
+    (out, error / scale, pass)
+}
+
+/// `decimate_on` on the CPU.
+pub fn decimate(
+    mesh: &TriMesh,
+    target_faces: usize,
+) -> Result<(TriMesh, DecimateReport), MeshError> {
+    decimate_on(mesh, target_faces, None)
+}
+
+/// The meshoptimizer path (for comparison): a parallel first pass on pieces of about
+/// `piece_faces` faces, run when the mesh has at least two pieces (`usize::MAX`: never, one
+/// serial pass), then the global pass.
+pub fn decimate_in_pieces(
+    mesh: &TriMesh,
+    target_faces: usize,
+    piece_faces: usize,
+) -> Result<(TriMesh, DecimateReport), MeshError> {
+    if target_faces == 0 {
+        return Err(MeshError::InvalidParameter {
+            name: "target_faces",
+            reason: "must be positive".into(),
+        });
+    }
+    check_faces(&mesh.faces, mesh.vertices.len())?;
+    check_finite(&mesh.vertices, "decimate vertices")?;
+    let input_faces = mesh.faces.len();
+    if input_faces <= target_faces {
+        return Ok((mesh.clone(), unchanged(input_faces)));
+    }
+    let vertices = vertex_adapter(&mesh.vertices)?;
+    let (indices, error) = if input_faces / 2 >= piece_faces {
+        simplify_in_pieces(mesh, &vertices, target_faces, piece_faces)
+    } else {
+        (mesh.faces.iter().flatten().copied().collect(), 0.0)
+    };
+    let (out, error, pass) = finish_with_meshopt(indices, &vertices, target_faces, error);
     let mut faces: Vec<[u32; 3]> = out.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
     let mut vertices = mesh.vertices.clone();
     compact_vertices(&mut vertices, &mut faces);
     let report = DecimateReport {
         input_faces,
         output_faces: faces.len(),
-        relative_error: error,
+        relative_error: Some(error),
         pass,
+        collapse: None,
     };
     Ok((TriMesh { vertices, faces }, report))
 }
@@ -239,7 +307,38 @@ mod tests {
                 .flatten()
                 .all(|&i| (i as usize) < d.vertices.len())
         );
+        assert_eq!(r.pass, DecimatePass::Collapse);
         assert!(decimate(&m, 0).is_err());
+    }
+
+    /// Closed tetrahedra cannot lose a face to a manifold-keeping collapse: meshoptimizer's
+    /// permissive passes finish the job, and the report says so.
+    #[test]
+    fn vetoed_collapse_falls_back_to_meshopt() {
+        let mut m = TriMesh {
+            vertices: Vec::new(),
+            faces: Vec::new(),
+        };
+        for k in 0..50u32 {
+            let o = k as f32 * 2.0;
+            m.vertices.extend([
+                [o, 0.0, 0.0],
+                [o + 1.0, 0.0, 0.0],
+                [o, 1.0, 0.0],
+                [o, 0.0, 1.0],
+            ]);
+            let b = 4 * k;
+            m.faces.extend([
+                [b, b + 2, b + 1],
+                [b, b + 1, b + 3],
+                [b + 1, b + 2, b + 3],
+                [b, b + 3, b + 2],
+            ]);
+        }
+        let (d, r) = decimate(&m, 100).unwrap();
+        assert!(d.faces.len() <= 100, "{r:?}");
+        assert!(!r.collapse.unwrap().reached_target, "{r:?}");
+        assert_ne!(r.pass, DecimatePass::Collapse, "{r:?}");
     }
 
     /// A closed torus grid (every edge shared by two faces, consistently oriented).
@@ -287,7 +386,7 @@ mod tests {
                 "{piece_faces}: a seam between pieces opened"
             );
             assert!(
-                r.relative_error <= 1.5 * serial.relative_error,
+                r.relative_error.unwrap() <= 1.5 * serial.relative_error.unwrap(),
                 "{piece_faces}: {r:?} vs serial {serial:?}"
             );
         }

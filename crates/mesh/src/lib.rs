@@ -9,6 +9,7 @@ pub mod bake;
 mod brick_grid;
 pub mod bvh;
 pub mod cleanup;
+pub mod collapse;
 pub mod decimate;
 pub mod error;
 pub mod export;

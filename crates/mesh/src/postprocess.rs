@@ -8,7 +8,7 @@ use t2_tensor::Device;
 
 use crate::bvh::Bvh;
 use crate::cleanup::{cleanup, remove_degenerate_faces, vertex_normals};
-use crate::decimate::{DecimateReport, decimate};
+use crate::decimate::{DecimateReport, decimate, decimate_on};
 use crate::error::MeshError;
 use crate::glb::{TextureFormat, write_glb};
 use crate::gpu::GpuBvh;
@@ -231,7 +231,13 @@ pub fn prepare_geometry(
         })?;
         r.remesh_phases = phases;
         r.remeshed_faces = remeshed.faces.len();
-        let (m, d) = r.time("decimate", || decimate(&remeshed, p.decimation_target))?;
+        let (m, d) = r.time("decimate", || {
+            decimate_on(
+                &remeshed,
+                p.decimation_target,
+                gpu.as_ref().map(GpuBvh::device),
+            )
+        })?;
         r.decimate = Some(d);
         m
     } else {

@@ -1,5 +1,6 @@
 //! CUDA vs CPU parity of the mesh stage's GPU path (`t2_mesh::gpu`): closest-point queries,
-//! the narrow-band remesh, and the bake inside the whole `to_textured_mesh` flow.
+//! the narrow-band remesh, the parallel edge collapse, and the bake inside the whole
+//! `to_textured_mesh` flow.
 //!
 //! Each test skips (with a note) when no CUDA device can be opened, unless
 //! `TRELLIS2_REQUIRE_CUDA=1`, which turns a missing GPU into a failure (set it on a GPU host so
@@ -13,6 +14,8 @@
 //! - closest point: distance within 1e-6 (a few f32 ulps at the unit-cube scale of the
 //!   inputs, room for a libm/NVRTC difference in one rounding), point within 1e-5; the face id
 //!   must be equal unless the GPU's face is a tie, i.e. lies at the same distance (±1e-6);
+//! - edge collapse: the same mesh, bit for bit (no distance ties involved: every step's
+//!   choice is an atomic min of exactly computed keys, the same on both sides);
 //! - remesh: the same output mesh (so the same band voxel set): the band test and corner values
 //!   depend only on distances, which ties do not change;
 //! - bake (same UV mesh, same raster): texel bytes differing by more than one 8-bit level ≤ 1e-4 of all bytes: a tie
@@ -22,8 +25,10 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use t2_mesh::bake::{bake, bake_on};
 use t2_mesh::bvh::{Bvh, closest_on_triangle};
+use t2_mesh::collapse::{CollapseParams, collapse_cpu};
 use t2_mesh::decimate::decimate;
 use t2_mesh::gpu::GpuBvh;
+use t2_mesh::gpu::collapse::collapse_gpu;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc, remesh_narrow_band_dc_on};
 use t2_mesh::synth::{Attributes, NoisyTorus, voxelise};
 use t2_mesh::uv::unwrap;
@@ -208,6 +213,33 @@ fn remesh_on_cuda_equals_cpu() {
             );
             assert!(moved as f64 <= 1e-4 * cpu.vertices.len() as f64 + 1.0);
         }
+    }
+}
+
+#[test]
+fn edge_collapse_on_cuda_equals_cpu() {
+    let Some(dev) = cuda() else { return };
+    for (res, target) in [(64, 2_000), (128, 20_000)] {
+        let input = torus(res);
+        let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces).unwrap();
+        let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0)).unwrap();
+        let params = CollapseParams::default();
+        let (cpu, rc) = collapse_cpu(&remeshed, target, &params).unwrap();
+        let (gpu, rg) = collapse_gpu(&dev, &remeshed, target, &params).unwrap();
+        eprintln!(
+            "collapse res {res}: {} → {} faces in {} steps (CPU), {} faces in {} steps (CUDA)",
+            remeshed.faces.len(),
+            cpu.faces.len(),
+            rc.steps,
+            gpu.faces.len(),
+            rg.steps
+        );
+        assert_eq!(rc, rg);
+        assert_eq!(cpu.faces, gpu.faces);
+        let bits = |m: &t2_mesh::TriMesh| -> Vec<u32> {
+            m.vertices.iter().flatten().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(bits(&cpu), bits(&gpu));
     }
 }
 

@@ -1,7 +1,8 @@
 //! Mesh-stage bench: a synthetic decoded asset (a bumpy torus voxelised at res 1024, millions of
 //! faces) through FDG extraction and the whole `to_glb` flow, with seconds per step printed next
-//! to the reference's published figures, plus decimation quality (meshopt error estimate and
-//! the distance of the decimated surface to the input, via the BVH).
+//! to the reference's published figures, plus decimation quality and speed (the parallel edge
+//! collapse on the CPU and, with `--device cuda|both`, on the GPU, against meshoptimizer: the
+//! distance of the decimated surface to the input, via the BVH).
 //!
 //! `--device cuda` runs the heavy steps on the GPU (`t2_mesh::gpu`); `--device both` runs the
 //! flow on the CPU then on CUDA over the same asset in one process and prints seconds per step
@@ -18,7 +19,9 @@
 use std::time::Instant;
 
 use t2_mesh::bvh::Bvh;
-use t2_mesh::decimate::{DECIMATE_PIECE_FACES, decimate, decimate_in_pieces};
+use t2_mesh::decimate::{
+    DECIMATE_PIECE_FACES, DecimateReport, decimate, decimate_in_pieces, decimate_on,
+};
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc};
 use t2_mesh::synth::{Attributes, NoisyTorus, Sdf, Sphere, dual_grid, with_attributes};
 use t2_mesh::{GlbParams, GlbReport, MeshWithVoxel, TextureFormat, TexturedMesh, to_glb_on};
@@ -168,65 +171,109 @@ fn main() -> BoxResult<()> {
         return Ok(());
     }
 
-    // Decimation quality: meshopt's own estimate, and the measured two-sided distance between
-    // the decimated and the remeshed surfaces (decimated face centroids → remeshed surface and
-    // remeshed vertices → decimated surface), in voxels (1/res). meshopt keeps vertex
-    // positions, so vertex-only distances would read 0.
+    // Decimation quality: the measured two-sided distance between the decimated and the
+    // remeshed surfaces (decimated face centroids → remeshed surface and remeshed vertices →
+    // decimated surface), in voxels (1/res); meshopt keeps vertex positions, so vertex-only
+    // distances would read 0.
     if remesh {
         let bvh = Bvh::new(&input.mesh.vertices, &input.mesh.faces)?;
         let remeshed = remesh_narrow_band_dc(&bvh, &RemeshParams::for_grid(res, 1.0, 0.0))?;
         let rbvh = Bvh::new(&remeshed.vertices, &remeshed.faces)?;
         println!(
-            "\n| decimation (meshopt QEM) | first pass | seconds | pass | meshopt rel. error | mean / max dist, voxels |\n|---|---|---:|---|---:|---:|"
+            "\n| decimation | method | seconds | pass, steps | mean / max dist, voxels |\n|---|---|---:|---|---:|"
         );
-        // `--piece-ab`: only the target, with the production piece size and smaller ones.
-        let (targets, passes): (Vec<usize>, Vec<(String, usize)>) = if piece_ab {
-            let sizes = [
+        let gpu = devices.iter().find_map(|d| match d {
+            Device::Cuda(dev) => Some(dev.clone()),
+            Device::Cpu => None,
+        });
+        // `--piece-ab`: only the target, meshopt with the production piece size and smaller.
+        let mut methods: Vec<(String, Method)> = Vec::new();
+        if piece_ab {
+            for n in [
                 DECIMATE_PIECE_FACES,
                 DECIMATE_PIECE_FACES / 2,
                 DECIMATE_PIECE_FACES / 4,
-            ];
-            (
-                vec![target],
-                sizes.map(|n| (format!("pieces of {n} faces"), n)).to_vec(),
-            )
+            ] {
+                methods.push((format!("meshopt, pieces of {n} faces"), Method::Meshopt(n)));
+            }
         } else {
-            (
-                vec![target, target / 4, target / 16],
-                vec![
-                    ("parallel pieces".to_string(), DECIMATE_PIECE_FACES),
-                    ("none (one serial pass)".to_string(), usize::MAX),
-                ],
-            )
+            if gpu.is_some() {
+                methods.push((
+                    "parallel collapse, CUDA (production)".into(),
+                    Method::CollapseGpu,
+                ));
+            }
+            methods.push(("parallel collapse, CPU".into(), Method::CollapseCpu));
+            methods.push((
+                "meshopt, parallel pieces".into(),
+                Method::Meshopt(DECIMATE_PIECE_FACES),
+            ));
+            methods.push((
+                "meshopt, one serial pass".into(),
+                Method::Meshopt(usize::MAX),
+            ));
+        }
+        let targets = if piece_ab {
+            vec![target]
+        } else {
+            vec![target, target / 4, target / 16]
         };
-        for (tgt, (first, piece_faces)) in targets
-            .iter()
-            .flat_map(|&t| passes.iter().map(move |p| (t, p.clone())))
-        {
-            let t = Instant::now();
-            let (d, rep) = decimate_in_pieces(&remeshed, tgt, piece_faces)?;
-            let secs = t.elapsed().as_secs_f64();
-            let centroids: Vec<[f32; 3]> = d
-                .faces
-                .iter()
-                .map(|f| {
-                    let [a, b, c] = f.map(|i| d.vertices[i as usize]);
-                    std::array::from_fn(|k| (a[k] + b[k] + c[k]) / 3.0)
-                })
-                .collect();
-            let dbvh = Bvh::new(&d.vertices, &d.faces)?;
-            let mut dists = rbvh.unsigned_distance(&centroids);
-            dists.extend(dbvh.unsigned_distance(&remeshed.vertices));
-            let mean =
-                dists.iter().map(|&x| x as f64).sum::<f64>() / dists.len() as f64 * res as f64;
-            let max = dists.iter().cloned().fold(0.0f32, f32::max) as f64 * res as f64;
-            println!(
-                "| {} → {} faces | {first} | {secs:.2} | {:?} | {:.2e} | {mean:.3} / {max:.3} |",
-                rep.input_faces, rep.output_faces, rep.pass, rep.relative_error
-            );
+        for tgt in targets {
+            for (label, method) in &methods {
+                // The CPU collapse is slow at full size (see BENCHMARKS): the target only.
+                if matches!(method, Method::CollapseCpu) && tgt != target {
+                    continue;
+                }
+                let t = Instant::now();
+                let (d, rep) = match method {
+                    Method::CollapseGpu => decimate_on(&remeshed, tgt, gpu.as_ref())?,
+                    Method::CollapseCpu => decimate_on(&remeshed, tgt, None)?,
+                    Method::Meshopt(pieces) => decimate_in_pieces(&remeshed, tgt, *pieces)?,
+                };
+                let secs = t.elapsed().as_secs_f64();
+                let centroids: Vec<[f32; 3]> = d
+                    .faces
+                    .iter()
+                    .map(|f| {
+                        let [a, b, c] = f.map(|i| d.vertices[i as usize]);
+                        std::array::from_fn(|k| (a[k] + b[k] + c[k]) / 3.0)
+                    })
+                    .collect();
+                let dbvh = Bvh::new(&d.vertices, &d.faces)?;
+                let mut dists = rbvh.unsigned_distance(&centroids);
+                dists.extend(dbvh.unsigned_distance(&remeshed.vertices));
+                let mean =
+                    dists.iter().map(|&x| x as f64).sum::<f64>() / dists.len() as f64 * res as f64;
+                let max = dists.iter().cloned().fold(0.0f32, f32::max) as f64 * res as f64;
+                println!(
+                    "| {} → {} faces | {label} | {secs:.2} | {} | {mean:.3} / {max:.3} |",
+                    rep.input_faces,
+                    rep.output_faces,
+                    pass_note(&rep)
+                );
+            }
         }
     }
     Ok(())
+}
+
+enum Method {
+    CollapseGpu,
+    CollapseCpu,
+    /// meshoptimizer with this piece size for its parallel first pass.
+    Meshopt(usize),
+}
+
+/// The pass that ended a decimation, with the collapse's steps or meshopt's error estimate.
+fn pass_note(d: &DecimateReport) -> String {
+    let mut note = format!("{:?}", d.pass);
+    if let Some(c) = d.collapse {
+        note += &format!(", {} steps", c.steps);
+    }
+    if let Some(e) = d.relative_error {
+        note += &format!(", meshopt rel. error {e:.2e}");
+    }
+    note
 }
 
 /// UV unwrapping of the remeshed, decimated asset, same run: the crate alone as one piece (it
@@ -345,8 +392,10 @@ fn print_steps(
             }
             "decimate" => report.decimate.map_or(String::new(), |d| {
                 format!(
-                    "{} → {} faces, pass {:?}, rel. error {:.2e}",
-                    d.input_faces, d.output_faces, d.pass, d.relative_error
+                    "{} → {} faces, {}",
+                    d.input_faces,
+                    d.output_faces,
+                    pass_note(&d)
                 )
             }),
             "uv_unwrap" => {

@@ -11,6 +11,8 @@
 //! on first use (disk-cached). With no GPU, CI still compiles them with NVRTC (`KERNELS`, test
 //! below) and runs their logic on the host against the CPU path (`host_check.rs`).
 
+pub mod collapse;
+
 use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, Dims, KernelSource};
 
 use crate::bvh::{Bvh, Closest};
@@ -25,7 +27,7 @@ pub static CLOSEST: KernelSource = KernelSource {
 };
 
 /// Every kernel source of this crate, for the NVRTC compile check.
-pub static KERNELS: &[&KernelSource] = &[&CLOSEST];
+pub static KERNELS: &[&KernelSource] = &[&CLOSEST, &collapse::COLLAPSE];
 
 /// Threads per block: the traversal keeps a 64-entry stack per thread in local memory, and
 /// 128-thread blocks measured no slower than 256 while leaving the scheduler more room.

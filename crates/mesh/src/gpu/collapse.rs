@@ -1,0 +1,268 @@
+//! The parallel edge collapse's step on the GPU (`collapse.cu`; the algorithm and its CPU twin
+//! are in `crate::collapse`). The mesh stays on the device between steps; each step reads back
+//! three counts (edges, vertices and faces left).
+
+use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, Dims, KernelSource};
+
+use super::gpu_err;
+use crate::collapse::{CollapseParams, CollapseReport, CollapseStepper, check_input, run};
+use crate::error::MeshError;
+use crate::types::TriMesh;
+
+pub static COLLAPSE: KernelSource = KernelSource {
+    name: "mesh_collapse",
+    code: include_str!("collapse.cu"),
+    arch_suffix: "",
+};
+
+const BLOCK: u32 = 256;
+/// `SCAN_TILE` in collapse.cu.
+const SCAN_TILE: usize = 2048;
+
+/// Simplifies `mesh` towards `target_faces` on `dev` (same result as `collapse_cpu`).
+pub fn collapse_gpu(
+    dev: &CudaDevice,
+    mesh: &TriMesh,
+    target_faces: usize,
+    params: &CollapseParams,
+) -> Result<(TriMesh, CollapseReport), MeshError> {
+    check_input(mesh, target_faces)?;
+    let err = gpu_err("decimate upload");
+    let stepper = GpuStepper {
+        dev: dev.clone(),
+        verts: dev
+            .upload_slice(bytemuck::cast_slice::<[f32; 3], f32>(&mesh.vertices))
+            .map_err(&err)?,
+        faces: dev
+            .upload_slice(bytemuck::cast_slice::<[u32; 3], u32>(&mesh.faces))
+            .map_err(&err)?,
+        nv: mesh.vertices.len(),
+        nf: mesh.faces.len(),
+        params: *params,
+    };
+    run(stepper, target_faces, params)
+}
+
+struct GpuStepper {
+    dev: CudaDevice,
+    verts: DeviceBuffer<f32>,
+    faces: DeviceBuffer<u32>,
+    nv: usize,
+    nf: usize,
+    params: CollapseParams,
+}
+
+impl GpuStepper {
+    fn launch(&self, func: &str, n: usize, args: &mut Args) -> Result<(), MeshError> {
+        self.launch_dims(func, Dims::linear(n, BLOCK), args)
+    }
+
+    fn launch_dims(&self, func: &str, dims: Dims, args: &mut Args) -> Result<(), MeshError> {
+        self.dev
+            .launch_kernel(&COLLAPSE, func, dims, args)
+            .map_err(gpu_err("decimate"))
+    }
+
+    /// A device buffer of `len` elements (at least one, so every launch has a valid pointer).
+    fn alloc<T: bytemuck::Pod>(&self, len: usize) -> Result<DeviceBuffer<T>, MeshError> {
+        self.dev
+            .alloc_slice(len.max(1))
+            .map_err(gpu_err("decimate"))
+    }
+
+    fn fill_u32(&self, ptr: u64, n: usize, value: u32) -> Result<(), MeshError> {
+        let mut a = Args::new();
+        a.push(ptr).push(n as i64).push(value);
+        self.launch("collapse_fill_u32", n, &mut a)
+    }
+
+    /// Exclusive scan of `n` u32 values in place.
+    fn scan(&self, data: &DeviceBuffer<u32>, n: usize) -> Result<(), MeshError> {
+        let tiles = n.div_ceil(SCAN_TILE).max(1);
+        let sums = self.alloc::<u32>(tiles)?;
+        let per_tile = Dims {
+            grid: (tiles as u32, 1, 1),
+            block: (BLOCK, 1, 1),
+            smem: 0,
+        };
+        let mut a = Args::new();
+        a.push(data.ptr()).push(n as i64).push(sums.ptr());
+        self.launch_dims("scan_tile_sums", per_tile, &mut a)?;
+        let mut a = Args::new();
+        a.push(sums.ptr()).push(tiles as i64);
+        self.launch_dims("scan_tile_offsets", Dims::linear(1, BLOCK), &mut a)?;
+        let mut a = Args::new();
+        a.push(data.ptr()).push(n as i64).push(sums.ptr());
+        self.launch_dims("scan_apply", per_tile, &mut a)?;
+        // `sums` is freed to the allocator's cache on drop; the stream orders its reuse.
+        Ok(())
+    }
+
+    /// `values[i]` for each `(buffer, i)`, in one download.
+    fn take(&self, at: &[(&DeviceBuffer<u32>, usize)]) -> Result<Vec<u32>, MeshError> {
+        let out = self.alloc::<u32>(at.len())?;
+        for (slot, (buf, i)) in at.iter().enumerate() {
+            let mut a = Args::new();
+            a.push(buf.ptr())
+                .push(*i as i64)
+                .push(out.ptr())
+                .push(slot as i64);
+            self.launch("collapse_take", 1, &mut a)?;
+        }
+        out.download().map_err(gpu_err("decimate"))
+    }
+}
+
+impl CollapseStepper for GpuStepper {
+    fn faces(&self) -> usize {
+        self.nf
+    }
+
+    fn step(&mut self, threshold: f32) -> Result<usize, MeshError> {
+        let (nv, nf) = (self.nv, self.nf);
+        let (verts, faces) = (self.verts.ptr(), self.faces.ptr());
+        // Each vertex's faces, in face order.
+        let offsets = self.alloc::<u32>(nv + 1)?;
+        self.fill_u32(offsets.ptr(), nv + 1, 0)?;
+        let mut a = Args::new();
+        a.push(faces).push(nf as i64).push(offsets.ptr());
+        self.launch("collapse_count_vertex_faces", 3 * nf, &mut a)?;
+        self.scan(&offsets, nv + 1)?;
+        let cursor = self.alloc::<u32>(nv)?;
+        let mut a = Args::new();
+        a.push(offsets.ptr()).push(nv as i64).push(cursor.ptr());
+        self.launch("collapse_copy_u32", nv, &mut a)?;
+        let ids = self.alloc::<u32>(3 * nf)?;
+        let mut a = Args::new();
+        a.push(faces)
+            .push(nf as i64)
+            .push(cursor.ptr())
+            .push(ids.ptr());
+        self.launch("collapse_fill_vertex_faces", 3 * nf, &mut a)?;
+        drop(cursor);
+        let mut a = Args::new();
+        a.push(offsets.ptr()).push(nv as i64).push(ids.ptr());
+        self.launch("collapse_sort_vertex_faces", nv, &mut a)?;
+
+        // Edges and boundary vertices.
+        let edge_offsets = self.alloc::<u32>(nv + 1)?;
+        let boundary = self.alloc::<u8>(nv)?;
+        self.fill_u32(edge_offsets.ptr() + 4 * nv as u64, 1, 0)?;
+        let mut a = Args::new();
+        a.push(offsets.ptr())
+            .push(ids.ptr())
+            .push(faces)
+            .push(nv as i64)
+            .push(edge_offsets.ptr())
+            .push(boundary.ptr());
+        self.launch("collapse_count_edges", nv, &mut a)?;
+        self.scan(&edge_offsets, nv + 1)?;
+        let ne = self.take(&[(&edge_offsets, nv)])?[0] as usize;
+        if ne == 0 {
+            return Ok(nf);
+        }
+        let edges = self.alloc::<u32>(2 * ne)?;
+        let mut a = Args::new();
+        a.push(offsets.ptr())
+            .push(ids.ptr())
+            .push(faces)
+            .push(nv as i64)
+            .push(edge_offsets.ptr())
+            .push(edges.ptr());
+        self.launch("collapse_fill_edges", nv, &mut a)?;
+        drop(edge_offsets);
+
+        let costs = self.alloc::<f32>(ne)?;
+        let mut a = Args::new();
+        a.push(verts)
+            .push(faces)
+            .push(offsets.ptr())
+            .push(ids.ptr())
+            .push(boundary.ptr())
+            .push(edges.ptr())
+            .push(ne as i64)
+            .push(self.params.lambda_edge_length)
+            .push(self.params.lambda_skinny)
+            .push(threshold)
+            .push(costs.ptr());
+        self.launch("collapse_edge_cost", ne, &mut a)?;
+
+        let face_keys = self.alloc::<u64>(nf)?;
+        let mut a = Args::new();
+        a.push(face_keys.ptr()).push(nf as i64).push(u64::MAX);
+        self.launch("collapse_fill_u64", nf, &mut a)?;
+        let mut a = Args::new();
+        a.push(edges.ptr())
+            .push(ne as i64)
+            .push(costs.ptr())
+            .push(threshold)
+            .push(offsets.ptr())
+            .push(ids.ptr())
+            .push(face_keys.ptr());
+        self.launch("collapse_propagate", ne, &mut a)?;
+
+        // Keep flags with a trailing 0, scanned into the compaction maps.
+        let vertex_map = self.alloc::<u32>(nv + 1)?;
+        let face_map = self.alloc::<u32>(nf + 1)?;
+        self.fill_u32(vertex_map.ptr(), nv, 1)?;
+        self.fill_u32(vertex_map.ptr() + 4 * nv as u64, 1, 0)?;
+        self.fill_u32(face_map.ptr(), nf, 1)?;
+        self.fill_u32(face_map.ptr() + 4 * nf as u64, 1, 0)?;
+        let mut a = Args::new();
+        a.push(edges.ptr())
+            .push(ne as i64)
+            .push(costs.ptr())
+            .push(threshold)
+            .push(offsets.ptr())
+            .push(ids.ptr())
+            .push(face_keys.ptr())
+            .push(boundary.ptr())
+            .push(verts)
+            .push(faces)
+            .push(vertex_map.ptr())
+            .push(face_map.ptr());
+        self.launch("collapse_apply", ne, &mut a)?;
+        drop((offsets, ids, boundary, edges, costs, face_keys));
+        self.scan(&vertex_map, nv + 1)?;
+        self.scan(&face_map, nf + 1)?;
+        let left = self.take(&[(&vertex_map, nv), (&face_map, nf)])?;
+        let (nv2, nf2) = (left[0] as usize, left[1] as usize);
+
+        let new_verts = self.alloc::<f32>(3 * nv2)?;
+        let mut a = Args::new();
+        a.push(verts)
+            .push(vertex_map.ptr())
+            .push(nv as i64)
+            .push(new_verts.ptr());
+        self.launch("collapse_compact_vertices", nv, &mut a)?;
+        let new_faces = self.alloc::<u32>(3 * nf2)?;
+        let mut a = Args::new();
+        a.push(faces)
+            .push(face_map.ptr())
+            .push(vertex_map.ptr())
+            .push(nf as i64)
+            .push(new_faces.ptr());
+        self.launch("collapse_compact_faces", nf, &mut a)?;
+        self.verts = new_verts;
+        self.faces = new_faces;
+        self.nv = nv2;
+        self.nf = nf2;
+        Ok(nf2)
+    }
+
+    fn into_mesh(self) -> Result<TriMesh, MeshError> {
+        let err = gpu_err("decimate download");
+        let verts = self.verts.download().map_err(&err)?;
+        let faces = self.faces.download().map_err(&err)?;
+        Ok(TriMesh {
+            vertices: verts[..3 * self.nv]
+                .chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect(),
+            faces: faces[..3 * self.nf]
+                .chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect(),
+        })
+    }
+}
