@@ -67,20 +67,14 @@ pub fn encode_texture(t: &Texture, format: TextureFormat) -> Result<Vec<u8>, Mes
             got: t.data.len(),
         });
     }
+    if format == TextureFormat::Png {
+        return crate::png::encode(&t.data, t.width, t.height, t.channels)
+            .map_err(MeshError::Encode);
+    }
     let mut out = Vec::new();
-    let res = match format {
-        TextureFormat::Png => image::codecs::png::PngEncoder::new_with_quality(
-            Cursor::new(&mut out),
-            image::codecs::png::CompressionType::Fast,
-            image::codecs::png::FilterType::Adaptive,
-        )
-        .write_image(&t.data, t.width, t.height, color),
-        TextureFormat::Webp => {
-            image::codecs::webp::WebPEncoder::new_lossless(Cursor::new(&mut out))
-                .write_image(&t.data, t.width, t.height, color)
-        }
-    };
-    res.map_err(|e| MeshError::Encode(e.to_string()))?;
+    image::codecs::webp::WebPEncoder::new_lossless(Cursor::new(&mut out))
+        .write_image(&t.data, t.width, t.height, color)
+        .map_err(|e| MeshError::Encode(e.to_string()))?;
     Ok(out)
 }
 

@@ -19,6 +19,7 @@ pub mod glb;
 pub mod gpu;
 pub mod holes;
 mod inpaint;
+mod png;
 pub mod postprocess;
 pub mod remesh;
 pub mod render;
