@@ -319,6 +319,9 @@ pub fn run(
             for step in &report.steps {
                 stage(&format!("GLB: {}", step.name), step.wall.as_secs_f64());
             }
+            for (phase, secs) in &report.bake_phases {
+                stage(&format!("GLB: bake — {phase}"), *secs);
+            }
             Some(glb_total_s)
         }
         _ => None,

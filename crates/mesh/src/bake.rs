@@ -33,6 +33,8 @@ pub struct Baked {
     pub metallic_roughness: Texture,
     /// Texels covered by a face before filling.
     pub covered: usize,
+    /// Seconds per phase (raster, snap + sample, fill, channels).
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// Bakes the voxel attributes of `voxels` onto `uv_mesh`, snapping through `original`.
@@ -70,6 +72,7 @@ pub fn bake_on(
         });
     }
     crate::error::check_faces(&uv_mesh.faces, uv_mesh.positions.len())?;
+    let mut clock = PhaseClock::new();
     let field = VoxelField::new(voxels)?;
     let size = texture_size as usize;
     let snap_radius = SNAP_SEARCH_VOXELS * voxels.voxel_size();
@@ -144,6 +147,7 @@ pub fn bake_on(
                     (idx, pts)
                 })
                 .collect();
+            clock.lap("raster");
             let points: Vec<[f32; 3]> = per_band
                 .par_iter()
                 .flat_map_iter(|(_, p)| p.iter().copied())
@@ -151,6 +155,7 @@ pub fn bake_on(
             let gfield = GpuField::upload(g.device(), &field)?;
             let values = g.bake_texels(&gfield, &points, snap_radius)?;
             drop(points);
+            clock.lap("snap + sample (GPU)");
             // Back into the texture band by band: each band's texels are its own rows.
             let mut first = 0;
             let band_values: Vec<&[[u8; 6]]> = per_band
@@ -175,8 +180,14 @@ pub fn bake_on(
                 });
         }
     }
+    clock.lap(if gpu.is_some() {
+        "scatter"
+    } else {
+        "raster + snap + sample (CPU)"
+    });
     let covered = mask.par_iter().filter(|&&m| m).count();
     fill_uncovered(&mut texels, &mut mask, size);
+    clock.lap("fill");
 
     let mut base = vec![0u8; size * size * 4];
     let mut mr = vec![0u8; size * size * 3];
@@ -187,6 +198,7 @@ pub fn bake_on(
             b.copy_from_slice(&[t[0], t[1], t[2], t[5]]);
             m.copy_from_slice(&[0, t[4], t[3]]);
         });
+    clock.lap("channels");
     let tex = |channels: u8, data: Vec<u8>| Texture {
         width: texture_size,
         height: texture_size,
@@ -197,11 +209,32 @@ pub fn bake_on(
         base_color: tex(4, base),
         metallic_roughness: tex(3, mr),
         covered,
+        phases: clock.laps,
     })
 }
 
 /// Face and barycentrics of every texel of rows `row0..row0 + rows` (`u32::MAX`: uncovered);
 /// faces are drawn in order, later ones overwrite.
+/// Wall seconds per named phase.
+struct PhaseClock {
+    at: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl PhaseClock {
+    fn new() -> Self {
+        PhaseClock {
+            at: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, (now - self.at).as_secs_f64()));
+        self.at = now;
+    }
+}
+
 fn raster_band(
     m: &UvMesh,
     faces: &[u32],

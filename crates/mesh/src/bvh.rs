@@ -1,7 +1,11 @@
 //! A bounding-volume hierarchy over triangles for unsigned-distance / closest-point queries:
 //! the CPU twin of cubvh's `unsigned_distance(points, return_uvw=True)` used by remeshing and
-//! texture baking. Median split on the widest centroid axis, 4 triangles per leaf, subtrees
-//! built in parallel; queries visit the nearer child first and prune by box distance.
+//! texture baking. The triangles are sorted along a Morton curve of their centroids; the top
+//! levels split where the curve crosses the node's highest differing Morton bit (no pass over
+//! the items: their boxes come back up from the children), subtrees under
+//! `PARALLEL_BUILD_MIN` triangles are built in parallel with binned SAH (median splits above
+//! `SAH_MAX_ITEMS`), 4 triangles per leaf; queries visit the nearer child first and prune by
+//! box distance.
 
 use rayon::prelude::*;
 
@@ -72,7 +76,8 @@ impl Bvh {
                 (lo, hi)
             })
             .collect();
-        let nodes = build(&mut items, 0, &boxes);
+        let keys = sort_along_morton_curve(&mut items);
+        let nodes = build(&mut items, &keys, 0, &boxes);
         let order: Vec<u32> = items.into_par_iter().map(|(i, _)| i).collect();
         let tris = order.par_iter().map(|&f| tris[f as usize]).collect();
         Ok(Bvh { nodes, order, tris })
@@ -218,10 +223,62 @@ fn bounds(items: &[(u32, [f32; 3])], boxes: &[Aabb]) -> (Aabb, Aabb) {
     ((lo, hi), (cmin, cmax))
 }
 
+/// Sorts `items` by the Morton code of their centroid (10 bits per axis over the centroids'
+/// bounds; ties by id, so the order never depends on the run) and returns the sorted codes.
+fn sort_along_morton_curve(items: &mut [(u32, [f32; 3])]) -> Vec<u32> {
+    let (lo, hi) = items
+        .par_iter()
+        .fold(
+            || ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]),
+            |(lo, hi), (_, c)| {
+                (
+                    std::array::from_fn(|a| lo[a].min(c[a])),
+                    std::array::from_fn(|a| hi[a].max(c[a])),
+                )
+            },
+        )
+        .reduce(
+            || ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3]),
+            |(l1, h1), (l2, h2)| {
+                (
+                    std::array::from_fn(|a| l1[a].min(l2[a])),
+                    std::array::from_fn(|a| h1[a].max(h2[a])),
+                )
+            },
+        );
+    let mut keyed: Vec<(u32, (u32, [f32; 3]))> = items
+        .par_iter()
+        .map(|&(i, c)| {
+            let q: [u32; 3] = std::array::from_fn(|a| {
+                let t = (c[a] - lo[a]) / (hi[a] - lo[a]).max(f32::MIN_POSITIVE);
+                (t.clamp(0.0, 1.0) * 1023.0) as u32
+            });
+            (crate::spatial::morton3(q), (i, c))
+        })
+        .collect();
+    keyed.par_sort_unstable_by_key(|&(k, (i, _))| (k, i));
+    items
+        .par_iter_mut()
+        .zip(&keyed)
+        .for_each(|(item, (_, it))| *item = *it);
+    keyed.into_par_iter().map(|(k, _)| k).collect()
+}
+
+/// Where a node of Morton-sorted `keys` splits: at its highest differing bit (the items with
+/// it clear come first), or in the middle when every key is equal.
+fn morton_split(keys: &[u32]) -> usize {
+    let (first, last) = (keys[0], keys[keys.len() - 1]);
+    if first == last {
+        return keys.len() / 2;
+    }
+    let bit = 31 - (first ^ last).leading_zeros();
+    keys.partition_point(|&k| (k >> bit) & 1 == 0)
+}
+
 /// Builds the tree over `items` (which start at `base` in the final order): nodes with the root
 /// first, each left child right after its parent and child links relative to each node.
-fn build(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Vec<Node> {
-    let part = build_part(items, base, boxes);
+fn build(items: &mut [(u32, [f32; 3])], keys: &[u32], base: usize, boxes: &[Aabb]) -> Vec<Node> {
+    let part = build_part(items, keys, base, boxes);
     let mut nodes = Vec::with_capacity(part.len());
     part.flatten_into(&mut nodes);
     nodes
@@ -248,6 +305,14 @@ impl Part {
         }
     }
 
+    /// The subtree's bounds (its root's box).
+    fn bounds(&self) -> Aabb {
+        match self {
+            Part::Serial(nodes) => (nodes[0].min, nodes[0].max),
+            Part::Split { min, max, .. } => (*min, *max),
+        }
+    }
+
     fn flatten_into(self, nodes: &mut Vec<Node>) {
         match self {
             Part::Serial(mut own) => nodes.append(&mut own),
@@ -268,22 +333,23 @@ impl Part {
     }
 }
 
-fn build_part(items: &mut [(u32, [f32; 3])], base: usize, boxes: &[Aabb]) -> Part {
+fn build_part(items: &mut [(u32, [f32; 3])], keys: &[u32], base: usize, boxes: &[Aabb]) -> Part {
     if items.len() < PARALLEL_BUILD_MIN {
         let mut nodes = Vec::with_capacity(items.len());
         build_serial(items, base, boxes, &mut nodes);
         return Part::Serial(nodes);
     }
-    let ((min, max), centroids) = bounds(items, boxes);
-    let mid = split(items, boxes, centroids);
+    let mid = morton_split(keys);
     let (left, right) = items.split_at_mut(mid);
+    let (lkeys, rkeys) = keys.split_at(mid);
     let (l, r) = rayon::join(
-        || build_part(left, base, boxes),
-        || build_part(right, base + mid, boxes),
+        || build_part(left, lkeys, base, boxes),
+        || build_part(right, rkeys, base + mid, boxes),
     );
+    let ((l_lo, l_hi), (r_lo, r_hi)) = (l.bounds(), r.bounds());
     Part::Split {
-        min,
-        max,
+        min: std::array::from_fn(|a| l_lo[a].min(r_lo[a])),
+        max: std::array::from_fn(|a| l_hi[a].max(r_hi[a])),
         len: 1 + l.len() + r.len(),
         sides: Box::new((l, r)),
     }

@@ -112,6 +112,8 @@ pub struct GlbReport {
     pub atlas_utilization: f32,
     /// Remesh phases and their wall seconds (see `remesh_narrow_band_dc_timed`).
     pub remesh_phases: Vec<(&'static str, f64)>,
+    /// Seconds per phase of the bake.
+    pub bake_phases: Vec<(&'static str, f64)>,
     pub covered_texels: usize,
 }
 
@@ -307,6 +309,7 @@ impl GlbGeometry {
             bake::bake_on(&uv_mesh, &bvh, gpu.as_ref(), voxels, p.texture_size)
         })?;
         r.covered_texels = baked.covered;
+        r.bake_phases = baked.phases;
         r.output_faces = uv_mesh.faces.len();
         r.output_vertices = uv_mesh.positions.len();
         let out = TexturedMesh {

@@ -47,7 +47,7 @@ fn bounds(v: &[[f32; 3]]) -> ([f32; 3], [f32; 3]) {
 }
 
 /// Interleaves the low 10 bits of each coordinate (x in the lowest bit).
-fn morton3(q: [u32; 3]) -> u32 {
+pub(crate) fn morton3(q: [u32; 3]) -> u32 {
     let spread = |mut x: u32| {
         x &= 0x3ff;
         x = (x | (x << 16)) & 0x030000ff;

@@ -406,8 +406,14 @@ fn print_steps(
                 )
             }
             "bake" => format!(
-                "{:.1} % texels covered",
-                100.0 * report.covered_texels as f64 / (texture as f64 * texture as f64)
+                "{:.1} % texels covered; {}",
+                100.0 * report.covered_texels as f64 / (texture as f64 * texture as f64),
+                report
+                    .bake_phases
+                    .iter()
+                    .map(|(name, secs)| format!("{name} {secs:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             "glb" => format!("{:.1} MB", glb.len() as f64 / 1e6),
             _ => String::new(),
