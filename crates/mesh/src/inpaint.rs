@@ -16,14 +16,32 @@ pub fn fill_uncovered(texels: &mut [Texel], mask: &mut [bool], size: usize) {
     if mask.iter().all(|&m| m) || !mask.iter().any(|&m| m) {
         return;
     }
+    // One snapshot pair reused by every ring (16.7 M texels at 4096²: a fresh copy per ring
+    // cost more than the ring itself).
+    let mut src = vec![[0u8; 6]; texels.len()];
+    let mut smask = vec![false; mask.len()];
     for _ in 0..DILATE_RINGS {
-        dilate_once(texels, mask, size);
+        src.par_chunks_mut(size)
+            .zip(texels.par_chunks(size))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        smask
+            .par_chunks_mut(size)
+            .zip(mask.par_chunks(size))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        dilate_once(texels, mask, &src, &smask, size);
     }
     push_pull(texels, mask, size);
 }
 
-fn dilate_once(texels: &mut [Texel], mask: &mut [bool], size: usize) {
-    let (src, smask) = (texels.to_vec(), mask.to_vec());
+/// One ring: every uncovered texel next to texels covered in the snapshot (`src`, `smask`)
+/// takes their mean.
+fn dilate_once(
+    texels: &mut [Texel],
+    mask: &mut [bool],
+    src: &[Texel],
+    smask: &[bool],
+    size: usize,
+) {
     texels
         .par_chunks_mut(size)
         .zip(mask.par_chunks_mut(size))
@@ -61,44 +79,15 @@ fn dilate_once(texels: &mut [Texel], mask: &mut [bool], size: usize) {
 /// Pull: average covered texels into ever coarser levels. Push: every still-uncovered texel
 /// takes its parent's average, from the coarsest level down.
 fn push_pull(texels: &mut [Texel], mask: &mut [bool], size: usize) {
-    // Level 0 in float with weights; levels halve (rounding up) down to 1×1.
+    // Levels 1.. in float with weights, halving (rounding up) down to 1×1. Level 0 is the
+    // texels themselves (weight 1 where covered): read in place, not copied to floats.
     let mut levels: Vec<(usize, Vec<[f32; 6]>, Vec<f32>)> = Vec::new();
-    let l0: Vec<[f32; 6]> = texels.par_iter().map(|t| t.map(|c| c as f32)).collect();
-    let w0: Vec<f32> = mask
-        .par_iter()
-        .map(|&m| if m { 1.0 } else { 0.0 })
-        .collect();
-    levels.push((size, l0, w0));
+    let texel = |k: usize| (texels[k].map(|c| c as f32), if mask[k] { 1.0 } else { 0.0 });
+    levels.push(pull(size, &texel));
     while levels.last().map_or(1, |l| l.0) > 1 {
         let (n, vals, ws) = levels.last().expect("at least one level");
-        let m = n.div_ceil(2);
-        let mut nv = vec![[0.0f32; 6]; m * m];
-        let mut nw = vec![0.0f32; m * m];
-        nv.par_chunks_mut(m)
-            .zip(nw.par_chunks_mut(m))
-            .enumerate()
-            .for_each(|(y, (vr, wr))| {
-                for x in 0..m {
-                    let (mut acc, mut w) = ([0.0f32; 6], 0.0f32);
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let (sx, sy) = (2 * x + dx, 2 * y + dy);
-                        if sx < *n && sy < *n {
-                            let k = sy * n + sx;
-                            if ws[k] > 0.0 {
-                                for c in 0..6 {
-                                    acc[c] += vals[k][c] * ws[k];
-                                }
-                                w += ws[k];
-                            }
-                        }
-                    }
-                    if w > 0.0 {
-                        vr[x] = acc.map(|a| a / w);
-                    }
-                    wr[x] = w;
-                }
-            });
-        levels.push((m, nv, nw));
+        let next = pull(*n, &|k| (vals[k], ws[k]));
+        levels.push(next);
     }
     // Push from coarse to fine: empty entries take the parent's (already filled) value.
     for li in (0..levels.len() - 1).rev() {
@@ -117,17 +106,56 @@ fn push_pull(texels: &mut [Texel], mask: &mut [bool], size: usize) {
                 }
             });
     }
-    let filled = &levels[0].1;
+    // Level 0: each uncovered texel takes its parent's value.
+    let (m, pv, _) = &levels[0];
     texels
-        .par_iter_mut()
-        .zip(mask.par_iter_mut())
-        .zip(filled.par_iter())
-        .for_each(|((t, m), v)| {
-            if !*m {
-                *t = v.map(|c| c.round().clamp(0.0, 255.0) as u8);
-                *m = true;
+        .par_chunks_mut(size)
+        .zip(mask.par_chunks_mut(size))
+        .enumerate()
+        .for_each(|(y, (tr, mr))| {
+            for x in 0..size {
+                if !mr[x] {
+                    tr[x] = pv[(y / 2) * m + x / 2].map(|c| c.round().clamp(0.0, 255.0) as u8);
+                    mr[x] = true;
+                }
             }
         });
+}
+
+/// The next coarser level of an `n × n` level read through `at(k) = (value, weight)`: each
+/// entry the weighted mean of its (up to) four children, with their summed weight.
+fn pull(
+    n: usize,
+    at: &(dyn Fn(usize) -> ([f32; 6], f32) + Sync),
+) -> (usize, Vec<[f32; 6]>, Vec<f32>) {
+    let m = n.div_ceil(2);
+    let mut nv = vec![[0.0f32; 6]; m * m];
+    let mut nw = vec![0.0f32; m * m];
+    nv.par_chunks_mut(m)
+        .zip(nw.par_chunks_mut(m))
+        .enumerate()
+        .for_each(|(y, (vr, wr))| {
+            for x in 0..m {
+                let (mut acc, mut w) = ([0.0f32; 6], 0.0f32);
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (sx, sy) = (2 * x + dx, 2 * y + dy);
+                    if sx < n && sy < n {
+                        let (v, wk) = at(sy * n + sx);
+                        if wk > 0.0 {
+                            for c in 0..6 {
+                                acc[c] += v[c] * wk;
+                            }
+                            w += wk;
+                        }
+                    }
+                }
+                if w > 0.0 {
+                    vr[x] = acc.map(|a| a / w);
+                }
+                wr[x] = w;
+            }
+        });
+    (m, nv, nw)
 }
 
 #[cfg(test)]

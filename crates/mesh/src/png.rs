@@ -37,9 +37,14 @@ pub fn encode(data: &[u8], width: u32, height: u32, channels: u8) -> Result<Vec<
             let (first, last) = (s * STRIP_ROWS, ((s + 1) * STRIP_ROWS).min(rows));
             let mut filtered = Vec::with_capacity((last - first) * (stride + 1));
             let mut candidate = vec![0u8; stride];
+            let zeros = vec![0u8; stride];
             for y in first..last {
                 let row = &data[y * stride..(y + 1) * stride];
-                let prev = (y > 0).then(|| &data[(y - 1) * stride..y * stride]);
+                let prev = if y > 0 {
+                    &data[(y - 1) * stride..y * stride]
+                } else {
+                    &zeros[..]
+                };
                 let start = filtered.len();
                 filtered.push(0);
                 filtered.extend_from_slice(row);
@@ -105,23 +110,39 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
     }
 }
 
-/// PNG filter `kind` (1 Sub, 2 Up, 3 Average, 4 Paeth) of `row`; no previous row reads as 0.
-fn filter_row(kind: u8, row: &[u8], prev: Option<&[u8]>, bpp: usize, out: &mut [u8]) {
-    for i in 0..row.len() {
-        let a = if i >= bpp { row[i - bpp] } else { 0 };
-        let b = prev.map_or(0, |p| p[i]);
-        let c = if i >= bpp {
-            prev.map_or(0, |p| p[i - bpp])
-        } else {
-            0
-        };
-        let predicted = match kind {
-            1 => a,
-            2 => b,
-            3 => ((a as u16 + b as u16) / 2) as u8,
-            _ => paeth(a, b, c),
-        };
-        out[i] = row[i].wrapping_sub(predicted);
+/// PNG filter `kind` (1 Sub, 2 Up, 3 Average, 4 Paeth) of `row`; `prev` is the row above
+/// (zeros for the first row). One tight loop per kind: this runs over every byte four times.
+fn filter_row(kind: u8, row: &[u8], prev: &[u8], bpp: usize, out: &mut [u8]) {
+    let n = row.len();
+    match kind {
+        1 => {
+            out[..bpp].copy_from_slice(&row[..bpp]);
+            for i in bpp..n {
+                out[i] = row[i].wrapping_sub(row[i - bpp]);
+            }
+        }
+        2 => {
+            for i in 0..n {
+                out[i] = row[i].wrapping_sub(prev[i]);
+            }
+        }
+        3 => {
+            for i in 0..bpp {
+                out[i] = row[i].wrapping_sub(prev[i] / 2);
+            }
+            for i in bpp..n {
+                let avg = ((row[i - bpp] as u16 + prev[i] as u16) / 2) as u8;
+                out[i] = row[i].wrapping_sub(avg);
+            }
+        }
+        _ => {
+            for i in 0..bpp {
+                out[i] = row[i].wrapping_sub(prev[i]);
+            }
+            for i in bpp..n {
+                out[i] = row[i].wrapping_sub(paeth(row[i - bpp], prev[i], prev[i - bpp]));
+            }
+        }
     }
 }
 
