@@ -63,22 +63,47 @@ pub fn run(
     // unwrapping cuts into tiny charts (the 512 run took 4× longer to unwrap on the CPU). The
     // texture voxels are the decoder's (on that sphere). Made before the clock starts: it is
     // bench setup, not a pipeline step.
+    // The sparse structure comes from the surface, not from what random weights decode: the
+    // SS coords, the cascade's HR coords and the decoder's subdivision decisions. Bench setup,
+    // made before the clock (the subdivisions are host work the product never does: its decoder
+    // decides them on the device). In low-VRAM mode the decoder is not loaded yet, so the
+    // subdivisions stay a row of their own inside the run.
+    let ss_coords = surface.voxels(ty.ss_resolution());
+    let cascade = match ty {
+        PipelineType::Cascade1024 => Some(cascade_structure(
+            surface,
+            1024,
+            t2_models::pipeline::MAX_NUM_TOKENS,
+        )),
+        PipelineType::Cascade1536 => Some(cascade_structure(
+            surface,
+            1536,
+            t2_models::pipeline::MAX_NUM_TOKENS,
+        )),
+        PipelineType::P512 | PipelineType::P1024 => None,
+    };
+    let res = match (ty, &cascade) {
+        (_, Some((_, r))) => *r,
+        (PipelineType::P512, None) => 512,
+        _ => 1024,
+    };
+    let flow_coords = cascade.as_ref().map_or(&ss_coords, |c| &c.0);
+    let subdivisions_made_ahead = if pipe.residency() == Residency::AllResident {
+        let levels = pipe.shape_decoder()?.inner().num_upsamplings();
+        Some(surface.subdivisions(flow_coords, (res / 16) as usize, levels))
+    } else {
+        None
+    };
+    // The GLB steps' geometry is the analytic sphere's flexible-dual-grid mesh at the
+    // pipeline's resolution, not the decoder's: random decoder weights put the dual vertices
+    // anywhere in their voxels, a noise surface that no trained model produces and that UV
+    // unwrapping cuts into tiny charts (the 512 run took 4× longer to unwrap on the CPU). The
+    // texture voxels are the decoder's (on that sphere). Made before the clock starts: it is
+    // bench setup, not a pipeline step.
     let glb_surface = if glb {
         if surface.cells != 0.0 {
             anyhow::bail!("--glb runs on the sphere only (the gyroid has no signed distance)");
         }
-        let res = match ty {
-            PipelineType::P512 => 512,
-            PipelineType::P1024 => 1024,
-            PipelineType::Cascade1024 | PipelineType::Cascade1536 => {
-                let target = if ty == PipelineType::Cascade1024 {
-                    1024
-                } else {
-                    1536
-                };
-                cascade_structure(surface, target, t2_models::pipeline::MAX_NUM_TOKENS).1
-            }
-        };
         Some((sphere_mesh(res)?, res))
     } else {
         None
@@ -111,29 +136,21 @@ pub fn run(
     stage("SS flow", s);
     let (_, s) = time_once(dev, || Ok(pipe.ss_logits(&latent)?.to_vec_f32()?))?;
     stage("SS decode", s);
-    let ss_res = ty.ss_resolution();
-    let ss_coords = surface.voxels(ss_res);
-
-    let (shape_slat, res, flow_res, cond) = match ty {
+    let (shape_slat, flow_res, cond) = match ty {
         PipelineType::P512 | PipelineType::P1024 => {
-            let (res, fr, c) = if ty == PipelineType::P512 {
-                (512, FlowRes::R512, &cond_512)
+            let (fr, c) = if ty == PipelineType::P512 {
+                (FlowRes::R512, &cond_512)
             } else {
-                (1024, FlowRes::R1024, cond_1024.as_ref().expect("1024"))
+                (FlowRes::R1024, cond_1024.as_ref().expect("1024"))
             };
             let (s_lat, s) = time_once(dev, || {
                 Ok(pipe.sample_shape_slat(c, fr, &ss_coords, &mut rng, &none, &mut quiet)?)
             })?;
             stage("shape SLat", s);
-            (s_lat, res, fr, c)
+            (s_lat, fr, c)
         }
         PipelineType::Cascade1024 | PipelineType::Cascade1536 => {
             let c1024 = cond_1024.as_ref().expect("1024");
-            let target = if ty == PipelineType::Cascade1024 {
-                1024
-            } else {
-                1536
-            };
             let (lr, s) = time_once(dev, || {
                 Ok(pipe.sample_shape_slat(
                     &cond_512,
@@ -147,22 +164,22 @@ pub fn run(
             stage("shape LR", s);
             let (_, s) = time_once(dev, || Ok(pipe.cascade_upsample(&lr)?))?;
             stage("cascade upsample", s);
-            let (hr_coords, res) =
-                cascade_structure(surface, target, t2_models::pipeline::MAX_NUM_TOKENS);
             let (hr, s) = time_once(dev, || {
                 Ok(pipe.sample_shape_slat(
                     c1024,
                     FlowRes::R1024,
-                    &hr_coords,
+                    flow_coords,
                     &mut rng,
                     &none,
                     &mut quiet,
                 )?)
             })?;
             stage("shape HR", s);
-            (hr, res, FlowRes::R1024, c1024)
+            (hr, FlowRes::R1024, c1024)
         }
     };
+    // The subdivisions made ahead follow these coords (the flow keeps its input's).
+    assert_eq!(&shape_slat.coords, flow_coords, "the shape latents' coords");
     let grid = (res / 16) as usize;
     let feats = |l: &t2_models::pipeline::SparseLatent| {
         t2_tensor::Tensor::from_slice(&l.feats, &[l.len(), l.channels], dev)
@@ -178,14 +195,20 @@ pub fn run(
         if pipe.residency() == Residency::OneAtATime {
             stage("load shape decoder", s);
         }
-        let (subs, s) = time_once(dev, || {
-            Ok(surface.subdivisions(
-                &shape_slat.coords,
-                grid,
-                shape_dec.inner().num_upsamplings(),
-            ))
-        })?;
-        stage("(surface subdivisions, host)", s);
+        let subs = match &subdivisions_made_ahead {
+            Some(subs) => subs.clone(),
+            None => {
+                let (subs, s) = time_once(dev, || {
+                    Ok(surface.subdivisions(
+                        &shape_slat.coords,
+                        grid,
+                        shape_dec.inner().num_upsamplings(),
+                    ))
+                })?;
+                stage("(surface subdivisions, host)", s);
+                subs
+            }
+        };
         // Urgent, as in the mesh service: the texture flow yields between its steps.
         let urgent = dev.urgent();
         let (shape, s) = time_once(dev, || {
