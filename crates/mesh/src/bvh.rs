@@ -3,8 +3,7 @@
 //! texture baking. The triangles are sorted along a Morton curve of their centroids; the top
 //! levels split where the curve crosses the node's highest differing Morton bit (no pass over
 //! the items: their boxes come back up from the children), subtrees under
-//! `PARALLEL_BUILD_MIN` triangles are built in parallel with binned SAH (median splits above
-//! `SAH_MAX_ITEMS`), 4 triangles per leaf; queries visit the nearer child first and prune by
+//! `PARALLEL_BUILD_MIN` triangles are built in parallel with binned SAH, 4 triangles per leaf; queries visit the nearer child first and prune by
 //! box distance.
 
 use rayon::prelude::*;
@@ -13,8 +12,10 @@ use crate::error::{MeshError, check_faces, check_finite};
 use crate::geom::{add, dot, scale, sub};
 
 const LEAF_SIZE: usize = 4;
-/// Subtrees smaller than this are built on the current thread.
-const PARALLEL_BUILD_MIN: usize = 1 << 14;
+/// Subtrees smaller than this are built on the current thread, with SAH; above it the Morton
+/// splits cost nothing. 2,048 measured 11 % faster to build than 16,384 (res-1024 sphere, 2-core
+/// box) with no slower queries (remesh band and corner UDF on the CPU).
+const PARALLEL_BUILD_MIN: usize = 1 << 11;
 
 #[derive(Clone, Copy, Debug)]
 struct Node {

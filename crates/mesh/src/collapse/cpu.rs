@@ -259,8 +259,9 @@ fn keeps_manifold(
 }
 
 /// The reference's collapse cost of edge `(a, b)` (with our plane error and manifold veto;
-/// see the module notes); `f32::INFINITY` when vetoed. The manifold test is only made for
-/// costs within `threshold` (above it the edge is no candidate either way).
+/// see the module notes); `f32::INFINITY` when vetoed. Over `threshold` the value is only
+/// some cost over it (the edge is no candidate either way): the sums stop early and the
+/// manifold test is skipped.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn edge_cost(
     a: u32,
@@ -274,13 +275,22 @@ pub(super) fn edge_cost(
 ) -> f32 {
     let (pa, pb) = (verts[a as usize], verts[b as usize]);
     let p = collapsed_position(pa, pb, boundary[a as usize], boundary[b as usize]);
+    // Every term is ≥ 0, so once a partial sum is over the threshold the edge is no
+    // candidate, whatever the rest adds: return early (only candidates' costs are used).
+    let edge = sub(pb, pa);
+    let len2 = dot(edge, edge);
+    let length_cost = params.lambda_edge_length * len2;
+    if !(length_cost <= threshold) {
+        return length_cost;
+    }
     let mut plane = 0.0f32;
     for &f in adj.of(a).iter().chain(adj.of(b)) {
         plane += plane_distance2(verts, faces[f as usize], p);
+        if !(plane + length_cost <= threshold) {
+            return plane + length_cost;
+        }
     }
-    let edge = sub(pb, pa);
-    let len2 = dot(edge, edge);
-    let mut cost = plane + params.lambda_edge_length * len2;
+    let mut cost = plane + length_cost;
     let mut skinny = 0.0f32;
     let mut counted = 0u32;
     for (keep, gone) in [(a, b), (b, a)] {

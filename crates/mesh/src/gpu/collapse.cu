@@ -213,12 +213,22 @@ extern "C" __global__ void collapse_edge_cost(const float* verts, const u32* fac
     u32 a = edges[2 * e], b = edges[2 * e + 1];
     P3 pa = load3(verts, a), pb = load3(verts, b);
     P3 p = collapsed_position(pa, pb, boundary[a], boundary[b]);
-    float plane = 0.0f;
-    for (u32 i = offsets[a]; i < offsets[a + 1]; i++) plane = fadd(plane, plane_distance2(verts, face(faces, ids[i]), p));
-    for (u32 i = offsets[b]; i < offsets[b + 1]; i++) plane = fadd(plane, plane_distance2(verts, face(faces, ids[i]), p));
+    // Early exits as on the CPU: every term is >= 0, so a partial sum over the threshold
+    // settles that the edge is no candidate.
     P3 edge = psub(pb, pa);
     float len2 = pdot(edge, edge);
-    float cost = fadd(plane, fmul(lambda_edge_length, len2));
+    float length_cost = fmul(lambda_edge_length, len2);
+    if (!(length_cost <= threshold)) { costs[e] = length_cost; return; }
+    float plane = 0.0f;
+    for (int side = 0; side < 2; side++) {
+        u32 v = side == 0 ? a : b;
+        for (u32 i = offsets[v]; i < offsets[v + 1]; i++) {
+            plane = fadd(plane, plane_distance2(verts, face(faces, ids[i]), p));
+            float partial = fadd(plane, length_cost);
+            if (!(partial <= threshold)) { costs[e] = partial; return; }
+        }
+    }
+    float cost = fadd(plane, length_cost);
     float skinny = 0.0f;
     u32 counted = 0;
     for (int side = 0; side < 2; side++) {
