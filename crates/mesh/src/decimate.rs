@@ -276,25 +276,7 @@ fn border_vertices(faces: &[[u32; 3]]) -> usize {
 mod tests {
     use super::*;
 
-    /// A finely tessellated height field: a bumpy open sheet.
-    fn sheet(n: u32) -> TriMesh {
-        let mut vertices = Vec::new();
-        for j in 0..=n {
-            for i in 0..=n {
-                let (x, y) = (i as f32 / n as f32, j as f32 / n as f32);
-                vertices.push([x, y, 0.05 * (6.0 * x).sin() * (5.0 * y).cos()]);
-            }
-        }
-        let mut faces = Vec::new();
-        for j in 0..n {
-            for i in 0..n {
-                let a = j * (n + 1) + i;
-                faces.push([a, a + 1, a + n + 2]);
-                faces.push([a, a + n + 2, a + n + 1]);
-            }
-        }
-        TriMesh { vertices, faces }
-    }
+    use crate::collapse::tests::sheet;
 
     #[test]
     fn meets_target() {

@@ -131,4 +131,4 @@ pub(crate) fn check_input(mesh: &TriMesh, target_faces: usize) -> Result<(), Mes
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -66,7 +66,7 @@ fn torus_distance(p: [f32; 3], big: f32, small: f32) -> f32 {
 }
 
 /// A bumpy open square sheet, `n` × `n` quads.
-fn sheet(n: u32) -> TriMesh {
+pub(crate) fn sheet(n: u32) -> TriMesh {
     let mut vertices = Vec::new();
     for j in 0..=n {
         for i in 0..=n {

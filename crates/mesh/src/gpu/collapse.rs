@@ -148,28 +148,25 @@ impl CollapseStepper for GpuStepper {
         let edge_offsets = self.alloc::<u32>(nv + 1)?;
         let boundary = self.alloc::<u8>(nv)?;
         self.fill_u32(edge_offsets.ptr() + 4 * nv as u64, 1, 0)?;
-        let mut a = Args::new();
-        a.push(offsets.ptr())
-            .push(ids.ptr())
-            .push(faces)
-            .push(nv as i64)
-            .push(edge_offsets.ptr())
-            .push(boundary.ptr());
-        self.launch("collapse_count_edges", nv, &mut a)?;
+        // Both edge passes read each vertex's faces and write per-vertex edge data.
+        let per_vertex = |edge_data: u64| {
+            let mut a = Args::new();
+            a.push(offsets.ptr())
+                .push(ids.ptr())
+                .push(faces)
+                .push(nv as i64)
+                .push(edge_offsets.ptr())
+                .push(edge_data);
+            a
+        };
+        self.launch("collapse_count_edges", nv, &mut per_vertex(boundary.ptr()))?;
         self.scan(&edge_offsets, nv + 1)?;
         let ne = self.take(&[(&edge_offsets, nv)])?[0] as usize;
         if ne == 0 {
             return Ok(nf);
         }
         let edges = self.alloc::<u32>(2 * ne)?;
-        let mut a = Args::new();
-        a.push(offsets.ptr())
-            .push(ids.ptr())
-            .push(faces)
-            .push(nv as i64)
-            .push(edge_offsets.ptr())
-            .push(edges.ptr());
-        self.launch("collapse_fill_edges", nv, &mut a)?;
+        self.launch("collapse_fill_edges", nv, &mut per_vertex(edges.ptr()))?;
         drop(edge_offsets);
 
         let costs = self.alloc::<f32>(ne)?;
