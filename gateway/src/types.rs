@@ -50,7 +50,8 @@ pub struct GenerateBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportOptions {
-    /// Face target of the decimation, ≥ 1000 (default 1,000,000).
+    /// Face target of the decimation, ≥ 1000 (default 1,000,000): the GLB has at most this many
+    /// faces; like the reference's parallel decimation it lands a few percent under (0.4–4 % measured).
     pub decimation_target: Option<u32>,
     /// 512, 1024, 2048 or 4096 (default 4096).
     pub texture_size: Option<u32>,
