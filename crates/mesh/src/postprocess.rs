@@ -8,7 +8,7 @@ use t2_tensor::Device;
 
 use crate::bvh::Bvh;
 use crate::cleanup::{cleanup, remove_degenerate_faces, vertex_normals};
-use crate::decimate::{DecimateReport, decimate, decimate_on};
+use crate::decimate::{DecimateReport, decimate_on};
 use crate::error::MeshError;
 use crate::glb::{TextureFormat, write_glb};
 use crate::gpu::GpuBvh;
@@ -243,7 +243,8 @@ pub fn prepare_geometry(
         r.decimate = Some(d);
         m
     } else {
-        non_remesh_path(&original, p.decimation_target, &mut r)?
+        let dev = gpu.as_ref().map(GpuBvh::device);
+        non_remesh_path(&original, p.decimation_target, dev, &mut r)?
     };
     drop(original);
     r.time("remove_degenerate", || {
@@ -341,23 +342,24 @@ impl GlbGeometry {
 fn non_remesh_path(
     original: &TriMesh,
     target: usize,
+    gpu: Option<&t2_tensor::cuda::CudaDevice>,
     r: &mut GlbReport,
 ) -> Result<TriMesh, MeshError> {
     let (mut m, _) = r.time("decimate_3x", || {
-        decimate(original, target.saturating_mul(3))
+        decimate_on(original, target.saturating_mul(3), gpu)
     })?;
     r.time("cleanup", || -> Result<(), MeshError> {
         cleanup(&mut m, MIN_COMPONENT_AREA, false)?;
         fill_holes(&mut m, DEFAULT_MAX_HOLE_PERIMETER)?;
         Ok(())
     })?;
-    let (mut m, d) = r.time("decimate", || decimate(&m, target))?;
+    let (mut m, d) = r.time("decimate", || decimate_on(&m, target, gpu))?;
     r.decimate = Some(d);
     r.time("cleanup_final", || -> Result<(), MeshError> {
         cleanup(&mut m, MIN_COMPONENT_AREA, false)?;
         fill_holes(&mut m, DEFAULT_MAX_HOLE_PERIMETER)?;
         if m.faces.len() > target {
-            m = decimate(&m, target)?.0;
+            m = decimate_on(&m, target, gpu)?.0;
             cleanup(&mut m, MIN_COMPONENT_AREA, false)?;
         }
         crate::cleanup::unify_face_orientations(&mut m);
