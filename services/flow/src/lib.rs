@@ -93,6 +93,32 @@ pub fn validate_request(req: &GenerateRequest) -> Result<(), ServiceError> {
 /// Serves a [`FlowSampler`] as `trellis2.flow.v1.Flow`.
 pub struct GrpcAdapter(pub Arc<dyn FlowSampler>);
 
+/// The shape latents still to send, if any.
+type PendingShape = std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<Latents>>>;
+
+/// Sends the shape latents if they have arrived and are not sent yet; returns the lock, so
+/// that a progress event sent while holding it cannot overtake them.
+fn forward_shape<'a>(
+    pending: &'a PendingShape,
+    events: &t2_proto::server::Events<GenerateResponse>,
+) -> std::sync::MutexGuard<'a, Option<tokio::sync::oneshot::Receiver<Latents>>> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    let mut slot = pending.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rx) = slot.as_mut() {
+        match rx.try_recv() {
+            Ok(shape) => {
+                events.send(GenerateResponse {
+                    event: Some(Event::ShapeLatents(shape)),
+                });
+                *slot = None;
+            }
+            Err(TryRecvError::Closed) => *slot = None,
+            Err(TryRecvError::Empty) => {}
+        }
+    }
+    slot
+}
+
 #[tonic::async_trait]
 impl flow_server::Flow for GrpcAdapter {
     type GenerateStream = EventStream<GenerateResponse>;
@@ -111,17 +137,30 @@ impl flow_server::Flow for GrpcAdapter {
                     return imp.generate(req, sink).await;
                 }
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                // The shape latents go out as soon as they come, in order with the progress
-                // events; the forwarder has finished before the final latents are sent.
-                let forward = tokio::spawn(async move {
-                    if let Ok(shape) = rx.await {
-                        events.send(GenerateResponse {
-                            event: Some(Event::ShapeLatents(shape)),
-                        });
-                    }
-                });
-                let out = imp.generate_staged(req, sink, tx).await;
-                let _ = forward.await;
+                // The shape latents go out ahead of every progress event that follows them:
+                // each progress event first forwards them if they have arrived (the sampler
+                // hands them over before its texture flow reports anything), under one lock
+                // so the two sends cannot swap. A poller forwards them meanwhile too (no
+                // wait for the next step), and a last check runs before the final latents.
+                let pending = Arc::new(std::sync::Mutex::new(Some(rx)));
+                let ordered = {
+                    let (pending, events) = (pending.clone(), events.clone());
+                    ProgressSink::new(move |p| {
+                        let _held = forward_shape(&pending, &events);
+                        sink.send(p);
+                    })
+                };
+                let poller = {
+                    let (pending, events) = (pending.clone(), events.clone());
+                    tokio::spawn(async move {
+                        while forward_shape(&pending, &events).is_some() {
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        }
+                    })
+                };
+                let out = imp.generate_staged(req, ordered, tx).await;
+                drop(forward_shape(&pending, &events));
+                poller.abort();
                 out
             },
             |p: Progress| GenerateResponse {
