@@ -56,6 +56,25 @@ pub fn edge_groups(hs: &[HalfEdge]) -> impl Iterator<Item = &[HalfEdge]> {
     hs.chunk_by(|a, b| a.key == b.key)
 }
 
+/// Where each vertex's face corners start in a per-vertex list of them (`vertex_count + 1`
+/// offsets, the last one the total): counted in parallel, summed in order.
+pub(crate) fn corner_offsets(vertex_count: usize, faces: &[[u32; 3]]) -> Vec<u32> {
+    let counts: Vec<AtomicU32> = (0..vertex_count).map(|_| AtomicU32::new(0)).collect();
+    faces.par_iter().for_each(|f| {
+        for &v in f {
+            counts[v as usize].fetch_add(1, Relaxed);
+        }
+    });
+    let mut offsets = Vec::with_capacity(vertex_count + 1);
+    let mut total = 0u32;
+    offsets.push(0);
+    for c in &counts {
+        total += c.load(Relaxed);
+        offsets.push(total);
+    }
+    offsets
+}
+
 /// The directed edges `(a, b)`, as their faces run, of every undirected edge exactly one face
 /// uses, ordered by undirected key: the size-one groups of [`edge_groups`], without sorting all
 /// 3F half-edges. Each vertex lists the targets of its outgoing half-edges; a half-edge a→b is
@@ -66,24 +85,13 @@ pub fn boundary_edges(faces: &[[u32; 3]]) -> Vec<(u32, u32)> {
         .map(|f| f.iter().max().map_or(0, |&m| m as usize + 1))
         .max()
         .unwrap_or(0);
-    let degree: Vec<AtomicU32> = (0..vertex_count).map(|_| AtomicU32::new(0)).collect();
-    faces.par_iter().for_each(|f| {
-        for &v in f {
-            degree[v as usize].fetch_add(1, Relaxed);
-        }
-    });
-    let mut first = Vec::with_capacity(vertex_count + 1);
-    let mut total = 0u32;
-    first.push(0);
-    for d in &degree {
-        total += d.load(Relaxed);
-        first.push(total);
-    }
-    // Reuse the counters as fill cursors; the order inside a list does not matter (only counts).
-    degree
-        .par_iter()
-        .zip(&first[..vertex_count])
-        .for_each(|(d, &f)| d.store(f, Relaxed));
+    let first = corner_offsets(vertex_count, faces);
+    let total = first[vertex_count];
+    // Fill cursors; the order inside a list does not matter (only counts).
+    let degree: Vec<AtomicU32> = first[..vertex_count]
+        .iter()
+        .map(|&f| AtomicU32::new(f))
+        .collect();
     let targets: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(0)).collect();
     let ends = |f: &[u32; 3], c: usize| (f[c], f[(c + 1) % 3]);
     faces.par_iter().for_each(|f| {

@@ -37,19 +37,8 @@ pub(super) struct VertexFaces {
 
 impl VertexFaces {
     pub(super) fn build(vertex_count: usize, faces: &[[u32; 3]]) -> VertexFaces {
-        let counts: Vec<AtomicU32> = (0..vertex_count).map(|_| AtomicU32::new(0)).collect();
-        faces.par_iter().for_each(|f| {
-            for &v in f {
-                counts[v as usize].fetch_add(1, Relaxed);
-            }
-        });
-        let mut offsets = Vec::with_capacity(vertex_count + 1);
-        let mut total = 0u32;
-        offsets.push(0);
-        for c in &counts {
-            total += c.load(Relaxed);
-            offsets.push(total);
-        }
+        let offsets = crate::topology::corner_offsets(vertex_count, faces);
+        let total = offsets[vertex_count];
         let cursor: Vec<AtomicU32> = offsets[..vertex_count]
             .iter()
             .map(|&o| AtomicU32::new(o))

@@ -188,15 +188,19 @@ impl CollapseStepper for GpuStepper {
         let mut a = Args::new();
         a.push(face_keys.ptr()).push(nf as i64).push(u64::MAX);
         self.launch("collapse_fill_u64", nf, &mut a)?;
-        let mut a = Args::new();
-        a.push(edges.ptr())
-            .push(ne as i64)
-            .push(costs.ptr())
-            .push(threshold)
-            .push(offsets.ptr())
-            .push(ids.ptr())
-            .push(face_keys.ptr());
-        self.launch("collapse_propagate", ne, &mut a)?;
+        // Propagation and selection read the same candidates and face keys.
+        let candidates = || {
+            let mut a = Args::new();
+            a.push(edges.ptr())
+                .push(ne as i64)
+                .push(costs.ptr())
+                .push(threshold)
+                .push(offsets.ptr())
+                .push(ids.ptr())
+                .push(face_keys.ptr());
+            a
+        };
+        self.launch("collapse_propagate", ne, &mut candidates())?;
 
         // Keep flags with a trailing 0, scanned into the compaction maps.
         let vertex_map = self.alloc::<u32>(nv + 1)?;
@@ -205,15 +209,8 @@ impl CollapseStepper for GpuStepper {
         self.fill_u32(vertex_map.ptr() + 4 * nv as u64, 1, 0)?;
         self.fill_u32(face_map.ptr(), nf, 1)?;
         self.fill_u32(face_map.ptr() + 4 * nf as u64, 1, 0)?;
-        let mut a = Args::new();
-        a.push(edges.ptr())
-            .push(ne as i64)
-            .push(costs.ptr())
-            .push(threshold)
-            .push(offsets.ptr())
-            .push(ids.ptr())
-            .push(face_keys.ptr())
-            .push(boundary.ptr())
+        let mut a = candidates();
+        a.push(boundary.ptr())
             .push(verts)
             .push(faces)
             .push(vertex_map.ptr())
