@@ -2,9 +2,10 @@
 //! are in `crate::collapse`). The mesh stays on the device between steps; each step reads back
 //! three counts (edges, vertices and faces left).
 
-use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, Dims, KernelSource};
+use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, KernelSource};
 
 use super::gpu_err;
+use super::prims::Prims;
 use crate::collapse::{CollapseParams, CollapseReport, CollapseStepper, check_input, run};
 use crate::error::MeshError;
 use crate::types::TriMesh;
@@ -16,8 +17,6 @@ pub static COLLAPSE: KernelSource = KernelSource {
 };
 
 const BLOCK: u32 = 256;
-/// `SCAN_TILE` in collapse.cu.
-const SCAN_TILE: usize = 2048;
 
 /// Simplifies `mesh` towards `target_faces` on `dev` (same result as `collapse_cpu`).
 pub fn collapse_gpu(
@@ -53,63 +52,28 @@ struct GpuStepper {
 }
 
 impl GpuStepper {
+    fn prims(&self) -> Prims<'_> {
+        Prims::new(&self.dev, "decimate")
+    }
+
     fn launch(&self, func: &str, n: usize, args: &mut Args) -> Result<(), MeshError> {
-        self.launch_dims(func, Dims::linear(n, BLOCK), args)
+        self.prims().launch(&COLLAPSE, func, n, BLOCK, args)
     }
 
-    fn launch_dims(&self, func: &str, dims: Dims, args: &mut Args) -> Result<(), MeshError> {
-        self.dev
-            .launch_kernel(&COLLAPSE, func, dims, args)
-            .map_err(gpu_err("decimate"))
-    }
-
-    /// A device buffer of `len` elements (at least one, so every launch has a valid pointer).
     fn alloc<T: bytemuck::Pod>(&self, len: usize) -> Result<DeviceBuffer<T>, MeshError> {
-        self.dev
-            .alloc_slice(len.max(1))
-            .map_err(gpu_err("decimate"))
+        self.prims().alloc(len)
     }
 
     fn fill_u32(&self, ptr: u64, n: usize, value: u32) -> Result<(), MeshError> {
-        let mut a = Args::new();
-        a.push(ptr).push(n as i64).push(value);
-        self.launch("collapse_fill_u32", n, &mut a)
+        self.prims().fill_u32(ptr, n, value)
     }
 
-    /// Exclusive scan of `n` u32 values in place.
     fn scan(&self, data: &DeviceBuffer<u32>, n: usize) -> Result<(), MeshError> {
-        let tiles = n.div_ceil(SCAN_TILE).max(1);
-        let sums = self.alloc::<u32>(tiles)?;
-        let per_tile = Dims {
-            grid: (tiles as u32, 1, 1),
-            block: (BLOCK, 1, 1),
-            smem: 0,
-        };
-        let mut a = Args::new();
-        a.push(data.ptr()).push(n as i64).push(sums.ptr());
-        self.launch_dims("scan_tile_sums", per_tile, &mut a)?;
-        let mut a = Args::new();
-        a.push(sums.ptr()).push(tiles as i64);
-        self.launch_dims("scan_tile_offsets", Dims::linear(1, BLOCK), &mut a)?;
-        let mut a = Args::new();
-        a.push(data.ptr()).push(n as i64).push(sums.ptr());
-        self.launch_dims("scan_apply", per_tile, &mut a)?;
-        // `sums` is freed to the allocator's cache on drop; the stream orders its reuse.
-        Ok(())
+        self.prims().exclusive_scan(data, n)
     }
 
-    /// `values[i]` for each `(buffer, i)`, in one download.
     fn take(&self, at: &[(&DeviceBuffer<u32>, usize)]) -> Result<Vec<u32>, MeshError> {
-        let out = self.alloc::<u32>(at.len())?;
-        for (slot, (buf, i)) in at.iter().enumerate() {
-            let mut a = Args::new();
-            a.push(buf.ptr())
-                .push(*i as i64)
-                .push(out.ptr())
-                .push(slot as i64);
-            self.launch("collapse_take", 1, &mut a)?;
-        }
-        out.download().map_err(gpu_err("decimate"))
+        self.prims().take(at)
     }
 }
 
@@ -129,9 +93,7 @@ impl CollapseStepper for GpuStepper {
         self.launch("collapse_count_vertex_faces", 3 * nf, &mut a)?;
         self.scan(&offsets, nv + 1)?;
         let cursor = self.alloc::<u32>(nv)?;
-        let mut a = Args::new();
-        a.push(offsets.ptr()).push(nv as i64).push(cursor.ptr());
-        self.launch("collapse_copy_u32", nv, &mut a)?;
+        self.prims().copy_u32(offsets.ptr(), nv, cursor.ptr())?;
         let ids = self.alloc::<u32>(3 * nf)?;
         let mut a = Args::new();
         a.push(faces)
@@ -185,9 +147,7 @@ impl CollapseStepper for GpuStepper {
         self.launch("collapse_edge_cost", ne, &mut a)?;
 
         let face_keys = self.alloc::<u64>(nf)?;
-        let mut a = Args::new();
-        a.push(face_keys.ptr()).push(nf as i64).push(u64::MAX);
-        self.launch("collapse_fill_u64", nf, &mut a)?;
+        self.prims().fill_u64(face_keys.ptr(), nf, u64::MAX)?;
         // Propagation and selection read the same candidates and face keys.
         let candidates = || {
             let mut a = Args::new();

@@ -12,6 +12,7 @@
 //! below) and runs their logic on the host against the CPU path (`host_check.rs`).
 
 pub mod collapse;
+pub(crate) mod prims;
 
 use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, Dims, KernelSource};
 
@@ -27,7 +28,7 @@ pub static CLOSEST: KernelSource = KernelSource {
 };
 
 /// Every kernel source of this crate, for the NVRTC compile check.
-pub static KERNELS: &[&KernelSource] = &[&CLOSEST, &collapse::COLLAPSE];
+pub static KERNELS: &[&KernelSource] = &[&CLOSEST, &collapse::COLLAPSE, &prims::PRIMS];
 
 /// Threads per block: the traversal keeps a 64-entry stack per thread in local memory, and
 /// 128-thread blocks measured no slower than 256 while leaving the scheduler more room.
