@@ -12,7 +12,8 @@ use rayon::prelude::*;
 
 use crate::bvh::Bvh;
 use crate::error::MeshError;
-use crate::gpu::{GpuBvh, GpuField};
+use crate::gpu::GpuField;
+use crate::surface::Surface;
 use crate::inpaint::fill_uncovered;
 use crate::sample::VoxelField;
 use crate::types::{MeshWithVoxel, Texture};
@@ -44,17 +45,16 @@ pub fn bake(
     voxels: &MeshWithVoxel,
     texture_size: u32,
 ) -> Result<Baked, MeshError> {
-    bake_on(uv_mesh, original, None, voxels, texture_size)
+    bake_on(uv_mesh, Surface::Cpu(original), voxels, texture_size)
 }
 
-/// [`bake`] with the per-texel snap, voxel sampling and quantisation on the GPU when `gpu` (the
-/// same BVH uploaded) is given. Rasterisation and the seam fill stay on the CPU: the raster is
+/// [`bake`] snapping through `surface`: on a CUDA index the per-texel snap, voxel sampling
+/// and quantisation run on the GPU. Rasterisation and the seam fill stay on the CPU: the raster is
 /// a small share of the bake, and its output (one surface point per covered texel) is what the
 /// GPU needs anyway.
 pub fn bake_on(
     uv_mesh: &UvMesh,
-    original: &Bvh,
-    gpu: Option<&GpuBvh>,
+    surface: Surface<'_>,
     voxels: &MeshWithVoxel,
     texture_size: u32,
 ) -> Result<Baked, MeshError> {
@@ -100,8 +100,8 @@ pub fn bake_on(
     // Per texel: 6 quantised attributes and coverage.
     let mut texels = vec![[0u8; 6]; size * size];
     let mut mask = vec![false; size * size];
-    match gpu {
-        None => texels
+    match surface {
+        Surface::Cpu(original) => texels
             .par_chunks_mut(BAND_ROWS * size)
             .zip(mask.par_chunks_mut(BAND_ROWS * size))
             .zip(binned.par_iter())
@@ -127,7 +127,7 @@ pub fn bake_on(
                     cov[k] = true;
                 }
             }),
-        Some(g) => {
+        Surface::Cuda(g) => {
             // Covered texels (row-major index) and their surface points, band by band.
             let per_band: Vec<(Vec<u32>, Vec<[f32; 3]>)> = binned
                 .par_iter()
@@ -180,10 +180,9 @@ pub fn bake_on(
                 });
         }
     }
-    clock.lap(if gpu.is_some() {
-        "scatter"
-    } else {
-        "raster + snap + sample (CPU)"
+    clock.lap(match surface {
+        Surface::Cuda(_) => "scatter",
+        Surface::Cpu(_) => "raster + snap + sample (CPU)",
     });
     let covered = mask.par_iter().filter(|&&m| m).count();
     fill_uncovered(&mut texels, &mut mask, size);

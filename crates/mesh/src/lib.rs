@@ -24,6 +24,7 @@ pub mod postprocess;
 pub mod remesh;
 pub mod render;
 pub mod sample;
+pub mod surface;
 mod spatial;
 pub mod synth;
 pub mod topology;

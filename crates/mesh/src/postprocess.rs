@@ -14,6 +14,7 @@ use crate::glb::{TextureFormat, write_glb};
 use crate::gpu::GpuBvh;
 use crate::holes::{DEFAULT_MAX_HOLE_PERIMETER, fill_holes};
 use crate::remesh::{RemeshParams, remesh_narrow_band_dc_timed};
+use crate::surface::SurfaceIndex;
 use crate::topology::compact_vertices;
 use crate::types::{MeshWithVoxel, TexturedMesh, TriMesh};
 use crate::{bake, uv};
@@ -192,9 +193,8 @@ fn check_voxels(input: &MeshWithVoxel) -> Result<(), MeshError> {
 pub struct GlbGeometry {
     params: GlbParams,
     resolution: u32,
-    /// BVH of the hole-filled input surface (the bake snaps texels onto it).
-    bvh: Bvh,
-    gpu: Option<GpuBvh>,
+    /// Closest-point index of the hole-filled input surface (the bake snaps texels onto it).
+    index: SurfaceIndex,
     uv_mesh: uv::UvMesh,
     normals: Vec<[f32; 3]>,
     report: GlbReport,
@@ -219,17 +219,25 @@ pub fn prepare_geometry(
     r.time("fill_holes", || {
         fill_holes(&mut original, DEFAULT_MAX_HOLE_PERIMETER)
     })?;
-    let bvh = r.time("bvh", || Bvh::new(&original.vertices, &original.faces))?;
-    let gpu = match device {
-        Device::Cpu => None,
-        Device::Cuda(dev) => Some(r.time("bvh_upload", || GpuBvh::upload(dev, &bvh))?),
+    let index = match device {
+        Device::Cpu => SurfaceIndex::Cpu(r.time("bvh", || {
+            Bvh::new(&original.vertices, &original.faces)
+        })?),
+        Device::Cuda(dev) => {
+            let bvh = r.time("bvh", || Bvh::new(&original.vertices, &original.faces))?;
+            SurfaceIndex::Cuda(r.time("bvh_upload", || GpuBvh::upload(dev, &bvh))?)
+        }
+    };
+    let gpu = match &index {
+        SurfaceIndex::Cuda(g) => Some(g),
+        SurfaceIndex::Cpu(_) => None,
     };
 
     let mut mesh = if p.remesh {
         let params = RemeshParams::for_grid(resolution, p.remesh_band, p.remesh_project);
         let mut phases = Vec::new();
         let remeshed = r.time("remesh", || {
-            remesh_narrow_band_dc_timed(&bvh, gpu.as_ref(), &params, &mut phases)
+            remesh_narrow_band_dc_timed(index.as_surface(), &params, &mut phases)
         })?;
         r.remesh_phases = phases;
         r.remeshed_faces = remeshed.faces.len();
@@ -237,13 +245,13 @@ pub fn prepare_geometry(
             decimate_on(
                 &remeshed,
                 p.decimation_target,
-                gpu.as_ref().map(GpuBvh::device),
+                gpu.map(GpuBvh::device),
             )
         })?;
         r.decimate = Some(d);
         m
     } else {
-        let dev = gpu.as_ref().map(GpuBvh::device);
+        let dev = gpu.map(GpuBvh::device);
         non_remesh_path(&original, p.decimation_target, dev, &mut r)?
     };
     drop(original);
@@ -270,8 +278,7 @@ pub fn prepare_geometry(
     Ok(GlbGeometry {
         params: *p,
         resolution,
-        bvh,
-        gpu,
+        index,
         uv_mesh,
         normals,
         report: r,
@@ -299,15 +306,14 @@ impl GlbGeometry {
         }
         let GlbGeometry {
             params: p,
-            bvh,
-            gpu,
+            index,
             uv_mesh,
             normals,
             report: mut r,
             ..
         } = self;
         let baked = r.time("bake", || {
-            bake::bake_on(&uv_mesh, &bvh, gpu.as_ref(), voxels, p.texture_size)
+            bake::bake_on(&uv_mesh, index.as_surface(), voxels, p.texture_size)
         })?;
         r.covered_texels = baked.covered;
         r.bake_phases = baked.phases;

@@ -17,7 +17,8 @@ use crate::bvh::Bvh;
 use crate::error::MeshError;
 use crate::fdg::EDGE_NEIGHBOURS;
 use crate::geom::{cross, dot, sub};
-use crate::gpu::{GpuBvh, GridFrame};
+use crate::gpu::GridFrame;
+use crate::surface::Surface;
 use crate::types::TriMesh;
 
 /// The coarsest grid the band search starts from (the reference's 32³).
@@ -93,24 +94,22 @@ impl RemeshParams {
 
 /// Remeshes the surface described by `bvh` (built over the original mesh).
 pub fn remesh_narrow_band_dc(bvh: &Bvh, params: &RemeshParams) -> Result<TriMesh, MeshError> {
-    remesh_narrow_band_dc_on(bvh, None, params)
+    remesh_narrow_band_dc_on(Surface::Cpu(bvh), params)
 }
 
-/// [`remesh_narrow_band_dc`] with the closest-point queries of the band search and the corner
-/// UDF on the GPU when `gpu` (the same BVH uploaded) is given; the rest stays on the CPU.
+/// [`remesh_narrow_band_dc`] of the surface indexed by `surface`: on a CUDA index the
+/// closest-point queries of the band search, the corner UDF and the projection run on the GPU.
 pub fn remesh_narrow_band_dc_on(
-    bvh: &Bvh,
-    gpu: Option<&GpuBvh>,
+    surface: Surface<'_>,
     params: &RemeshParams,
 ) -> Result<TriMesh, MeshError> {
-    remesh_narrow_band_dc_timed(bvh, gpu, params, &mut Vec::new())
+    remesh_narrow_band_dc_timed(surface, params, &mut Vec::new())
 }
 
 /// [`remesh_narrow_band_dc_on`], appending each phase's wall seconds to `phases` (band search,
 /// corner grid, corner UDF, dual contouring, quads, output), for the bench.
 pub fn remesh_narrow_band_dc_timed(
-    bvh: &Bvh,
-    gpu: Option<&GpuBvh>,
+    surface: Surface<'_>,
     params: &RemeshParams,
     phases: &mut Vec<(&'static str, f64)>,
 ) -> Result<TriMesh, MeshError> {
@@ -135,8 +134,8 @@ pub fn remesh_narrow_band_dc_timed(
         let cell = params.scale / res as f32;
         let tol = BAND_RADIUS * cell;
         let reach = eps + tol;
-        coords = match gpu {
-            Some(g) => {
+        coords = match surface {
+            Surface::Cuda(g) => {
                 let frame = GridFrame {
                     res,
                     scale: params.scale,
@@ -149,7 +148,7 @@ pub fn remesh_narrow_band_dc_timed(
                     .filter_map(|(c, k)| (k != 0).then_some(c))
                     .collect()
             }
-            None => coords
+            Surface::Cpu(bvh) => coords
                 .into_par_iter()
                 .filter(|c| {
                     let p = to_world(std::array::from_fn(|a| c[a] as f32 + 0.5), res);
@@ -202,8 +201,8 @@ pub fn remesh_narrow_band_dc_timed(
     lap("corner grid");
     let cell = params.scale / final_res as f32;
     let corner_reach = eps + 1.75 * cell;
-    let values: Vec<f32> = match gpu {
-        Some(g) => {
+    let values: Vec<f32> = match surface {
+        Surface::Cuda(g) => {
             let frame = GridFrame {
                 res: final_res,
                 scale: params.scale,
@@ -211,7 +210,7 @@ pub fn remesh_narrow_band_dc_timed(
             };
             g.corner_udf(&corners, frame, corner_reach, eps)?
         }
-        None => corners
+        Surface::Cpu(bvh) => corners
             .par_iter()
             .map(|c| {
                 let p = to_world(c.map(|v| v as f32), final_res);
@@ -355,16 +354,22 @@ pub fn remesh_narrow_band_dc_timed(
     // 6. Optional projection back onto the input surface.
     if params.project_back > 0.0 {
         let pb = params.project_back;
-        let hits = match gpu {
-            Some(g) => g.closest_within(&vertices, f32::INFINITY)?,
-            None => vec![None; vertices.len()],
+        let targets: Vec<[f32; 3]> = match surface {
+            Surface::Cuda(g) => g
+                .closest_within(&vertices, f32::INFINITY)?
+                .into_iter()
+                .zip(&vertices)
+                // The unbounded query finds a face for every finite point (all of them here).
+                .map(|(hit, v)| hit.map_or(*v, |h| h.point))
+                .collect(),
+            Surface::Cpu(bvh) => vertices.par_iter().map(|v| bvh.closest(*v).point).collect(),
         };
-        vertices.par_iter_mut().zip(hits).for_each(|(v, hit)| {
-            // The unbounded query finds a face for every finite point; the CPU fallback keeps
-            // `Bvh::closest`'s answer for the rest.
-            let target = hit.map_or_else(|| bvh.closest(*v).point, |h| h.point);
-            *v = std::array::from_fn(|a| v[a] - pb * (v[a] - target[a]));
-        });
+        vertices
+            .par_iter_mut()
+            .zip(targets)
+            .for_each(|(v, target)| {
+                *v = std::array::from_fn(|a| v[a] - pb * (v[a] - target[a]));
+            });
     }
     lap("output");
     Ok(TriMesh { vertices, faces })

@@ -30,6 +30,7 @@ use t2_mesh::decimate::decimate;
 use t2_mesh::gpu::GpuBvh;
 use t2_mesh::gpu::collapse::collapse_gpu;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc, remesh_narrow_band_dc_on};
+use t2_mesh::surface::Surface;
 use t2_mesh::synth::{Attributes, NoisyTorus, voxelise};
 use t2_mesh::uv::unwrap;
 use t2_mesh::{GlbParams, MeshWithVoxel, to_textured_mesh_on};
@@ -187,7 +188,7 @@ fn remesh_on_cuda_equals_cpu() {
         let gpu = GpuBvh::upload(&dev, &bvh).unwrap();
         let params = RemeshParams::for_grid(res, 1.0, project);
         let cpu = remesh_narrow_band_dc(&bvh, &params).unwrap();
-        let cuda = remesh_narrow_band_dc_on(&bvh, Some(&gpu), &params).unwrap();
+        let cuda = remesh_narrow_band_dc_on(Surface::Cuda(&gpu), &params).unwrap();
         eprintln!(
             "remesh res {res} project {project}: CPU {} / CUDA {} vertices, {} / {} faces",
             cpu.vertices.len(),
@@ -253,7 +254,7 @@ fn bake_on_cuda_matches_cpu() {
     let (mesh, _) = decimate(&remeshed, 20_000).unwrap();
     let uv_mesh = unwrap(&mesh, 1024).unwrap();
     let cpu = bake(&uv_mesh, &bvh, &input, 1024).unwrap();
-    let cuda = bake_on(&uv_mesh, &bvh, Some(&gpu), &input, 1024).unwrap();
+    let cuda = bake_on(&uv_mesh, Surface::Cuda(&gpu), &input, 1024).unwrap();
     assert_eq!(cpu.covered, cuda.covered, "same raster, same coverage");
     assert!(cpu.covered > 100_000, "only {} texels covered", cpu.covered);
     for (name, a, b) in [
