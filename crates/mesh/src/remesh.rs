@@ -24,7 +24,7 @@ use crate::types::TriMesh;
 /// The coarsest grid the band search starts from (the reference's 32³).
 const BASE_RESOLUTION_MAX: u32 = 32;
 /// Voxel half-diagonal factor of the band test (√3/2 ≈ 0.866, rounded up as the reference does).
-const BAND_RADIUS: f32 = 0.87;
+pub(crate) const BAND_RADIUS: f32 = 0.87;
 
 /// Parameters of `remesh_narrow_band_dc`.
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +98,8 @@ pub fn remesh_narrow_band_dc(bvh: &Bvh, params: &RemeshParams) -> Result<TriMesh
 }
 
 /// [`remesh_narrow_band_dc`] of the surface indexed by `surface`: on a CUDA index the
-/// closest-point queries of the band search, the corner UDF and the projection run on the GPU.
+/// whole remesh runs on the GPU (`gpu::remesh`; above a ~2,560 grid only its closest-point
+/// queries do, the other phases staying here).
 pub fn remesh_narrow_band_dc_on(
     surface: Surface<'_>,
     params: &RemeshParams,
@@ -113,12 +114,18 @@ pub fn remesh_narrow_band_dc_timed(
     params: &RemeshParams,
     phases: &mut Vec<(&'static str, f64)>,
 ) -> Result<TriMesh, MeshError> {
+    let mut res = params.validate()?;
+    // On a GPU every phase runs there, unless the grid is too large for its brick table.
+    if let Surface::Cuda(g) = surface
+        && let Some(mesh) = crate::gpu::remesh::remesh_on_device(g, params, res, phases)?
+    {
+        return Ok(mesh);
+    }
     let mut clock = std::time::Instant::now();
     let mut lap = |name: &'static str| {
         phases.push((name, clock.elapsed().as_secs_f64()));
         clock = std::time::Instant::now();
     };
-    let mut res = params.validate()?;
     let final_res = params.resolution;
     let eps = params.band * params.scale / final_res as f32;
     let to_world = |g: [f32; 3], r: u32| -> [f32; 3] {

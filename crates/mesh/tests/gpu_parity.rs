@@ -182,7 +182,7 @@ fn closest_points_match_cpu_on_random_soups_and_a_real_mesh() {
 #[test]
 fn remesh_on_cuda_equals_cpu() {
     let Some(dev) = cuda() else { return };
-    for (res, project) in [(64, 0.0), (128, 0.0), (128, 0.9)] {
+    for (res, project) in [(64, 0.0), (128, 0.0), (128, 0.9), (256, 0.0)] {
         let m = torus(res).mesh;
         let bvh = Bvh::new(&m.vertices, &m.faces).unwrap();
         let gpu = GpuBvh::upload(&dev, &bvh).unwrap();

@@ -13,6 +13,7 @@
 
 pub mod collapse;
 pub(crate) mod prims;
+pub(crate) mod remesh;
 
 use t2_tensor::cuda::{Args, CudaDevice, DeviceBuffer, Dims, KernelSource};
 
@@ -23,7 +24,8 @@ use crate::sample::VoxelField;
 /// The mesh stage's CUDA kernels (one NVRTC module).
 pub static CLOSEST: KernelSource = KernelSource {
     name: "mesh_closest",
-    code: include_str!("closest.cu"),
+    // The remesh kernels query the tree, so they share the module.
+    code: concat!(include_str!("closest.cu"), include_str!("remesh.cu")),
     arch_suffix: "",
 };
 
