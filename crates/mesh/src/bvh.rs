@@ -89,16 +89,25 @@ impl Bvh {
     }
 
     /// The tree in the flat layout the CUDA kernels read (`gpu/closest.cu`): per node
-    /// `[min.xyz, index, max.xyz, count]` (index/count as u32 bits), and per triangle in leaf
-    /// order three float4 `(a, face id bits), (b, 0), (c, 0)`.
+    /// `[min.xyz, index, max.xyz, count]` (index/count as u32 bits) with explicit children, so
+    /// that a tree built on the device in another node order reads the same way: a leaf keeps
+    /// (first triangle, count), an internal node becomes (left child, `0x8000_0000 | right
+    /// child`). Per triangle in leaf order three float4 `(a, face id bits), (b, 0), (c, 0)`.
     pub(crate) fn flattened(&self) -> (Vec<[u32; 8]>, Vec<[f32; 4]>) {
         let nodes = self
             .nodes
             .par_iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(ni, n)| {
                 let [a, b, c] = n.min.map(f32::to_bits);
                 let [d, e, f] = n.max.map(f32::to_bits);
-                [a, b, c, n.index, d, e, f, n.count]
+                let (index, count) = if n.count > 0 {
+                    (n.index, n.count)
+                } else {
+                    let ni = ni as u32;
+                    (ni + 1, 0x8000_0000 | (ni + n.index))
+                };
+                [a, b, c, index, d, e, f, count]
             })
             .collect();
         let mut tris = vec![[0.0f32; 4]; 3 * self.tris.len()];
@@ -226,7 +235,7 @@ fn bounds(items: &[(u32, [f32; 3])], boxes: &[Aabb]) -> (Aabb, Aabb) {
 
 /// Sorts `items` by the Morton code of their centroid (10 bits per axis over the centroids'
 /// bounds; ties by id, so the order never depends on the run) and returns the sorted codes.
-fn sort_along_morton_curve(items: &mut [(u32, [f32; 3])]) -> Vec<u32> {
+pub(crate) fn sort_along_morton_curve(items: &mut [(u32, [f32; 3])]) -> Vec<u32> {
     let (lo, hi) = items
         .par_iter()
         .fold(

@@ -152,9 +152,9 @@ pub fn to_textured_mesh_timed(
 }
 
 /// [`to_textured_mesh_timed`] with the heavy steps on `device`: on a CUDA device the BVH is
-/// uploaded once and the remesh's closest-point queries and the bake's snap + voxel sampling
-/// run there (`gpu` module); fill_holes, the BVH build, decimation, UV unwrap and the raster
-/// stay on the CPU. The CPU (the default everywhere else) is the numerical reference.
+/// built there (`GpuBvh::build`) and the remesh's closest-point queries and the bake's snap +
+/// voxel sampling run on it (`gpu` module); fill_holes, UV unwrap and the raster stay on the
+/// CPU. The CPU (the default everywhere else) is the numerical reference.
 pub fn to_textured_mesh_on(
     input: &MeshWithVoxel,
     p: &GlbParams,
@@ -220,13 +220,12 @@ pub fn prepare_geometry(
         fill_holes(&mut original, DEFAULT_MAX_HOLE_PERIMETER)
     })?;
     let index = match device {
-        Device::Cpu => SurfaceIndex::Cpu(r.time("bvh", || {
-            Bvh::new(&original.vertices, &original.faces)
-        })?),
-        Device::Cuda(dev) => {
-            let bvh = r.time("bvh", || Bvh::new(&original.vertices, &original.faces))?;
-            SurfaceIndex::Cuda(r.time("bvh_upload", || GpuBvh::upload(dev, &bvh))?)
+        Device::Cpu => {
+            SurfaceIndex::Cpu(r.time("bvh", || Bvh::new(&original.vertices, &original.faces))?)
         }
+        Device::Cuda(dev) => SurfaceIndex::Cuda(r.time("bvh", || {
+            GpuBvh::build(dev, &original.vertices, &original.faces)
+        })?),
     };
     let gpu = match &index {
         SurfaceIndex::Cuda(g) => Some(g),
@@ -242,11 +241,7 @@ pub fn prepare_geometry(
         r.remesh_phases = phases;
         r.remeshed_faces = remeshed.faces.len();
         let (m, d) = r.time("decimate", || {
-            decimate_on(
-                &remeshed,
-                p.decimation_target,
-                gpu.map(GpuBvh::device),
-            )
+            decimate_on(&remeshed, p.decimation_target, gpu.map(GpuBvh::device))
         })?;
         r.decimate = Some(d);
         m

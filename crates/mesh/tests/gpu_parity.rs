@@ -1,6 +1,6 @@
-//! CUDA vs CPU parity of the mesh stage's GPU path (`t2_mesh::gpu`): closest-point queries,
-//! the narrow-band remesh, the parallel edge collapse, and the bake inside the whole
-//! `to_textured_mesh` flow.
+//! CUDA vs CPU parity of the mesh stage's GPU path (`t2_mesh::gpu`): closest-point queries
+//! (on the CPU tree uploaded, and on the tree built on the device), the narrow-band remesh,
+//! the parallel edge collapse, and the bake inside the whole `to_textured_mesh` flow.
 //!
 //! Each test skips (with a note) when no CUDA device can be opened, unless
 //! `TRELLIS2_REQUIRE_CUDA=1`, which turns a missing GPU into a failure (set it on a GPU host so
@@ -11,6 +11,9 @@
 //! contraction, and IEEE division/sqrt, and walk the tree exactly as `Bvh::closest_within`
 //! does, so the results are expected to be the CPU's bit for bit; every test prints how many
 //! results are bit-identical. What the tests allow beyond that, and why:
+//! - closest point on the device-built tree (`GpuBvh::build`): the distance bit for bit (its
+//!   boxes are exact, so no tree shape can change which distance is the least), the face the
+//!   CPU's or another face at exactly the same distance;
 //! - closest point: distance within 1e-6 (a few f32 ulps at the unit-cube scale of the
 //!   inputs, room for a libm/NVRTC difference in one rounding), point within 1e-5; the face id
 //!   must be equal unless the GPU's face is a tie, i.e. lies at the same distance (±1e-6);
@@ -24,9 +27,10 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use t2_mesh::bake::{bake, bake_on};
-use t2_mesh::bvh::{Bvh, closest_on_triangle};
+use t2_mesh::bvh::{Bvh, Closest, closest_on_triangle};
 use t2_mesh::collapse::{CollapseParams, collapse_cpu};
 use t2_mesh::decimate::decimate;
+use t2_mesh::geom::{dot, sub};
 use t2_mesh::gpu::GpuBvh;
 use t2_mesh::gpu::collapse::collapse_gpu;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc, remesh_narrow_band_dc_on};
@@ -179,6 +183,123 @@ fn closest_points_match_cpu_on_random_soups_and_a_real_mesh() {
     }
 }
 
+/// Compares closest points on the device-built tree with the CPU `Bvh`'s for `queries` within
+/// `radius`: the same distance bit for bit, and the same face, point and uvw, or else another
+/// face exactly as near. Returns (identical, ties).
+fn check_gpu_built(
+    dev: &CudaDevice,
+    verts: &[[f32; 3]],
+    faces: &[[u32; 3]],
+    queries: &[[f32; 3]],
+    radius: f32,
+) -> (usize, usize) {
+    let bvh = Bvh::new(verts, faces).unwrap();
+    let gpu = GpuBvh::build(dev, verts, faces).unwrap();
+    let got = gpu.closest_within(queries, radius).unwrap();
+    assert_eq!(got.len(), queries.len());
+    let bits = |c: &Closest| {
+        let mut v: Vec<u32> = c.point.iter().chain(&c.uvw).map(|x| x.to_bits()).collect();
+        v.extend([c.distance.to_bits(), c.face]);
+        v
+    };
+    let (mut exact, mut ties) = (0, 0);
+    for (i, (&p, g)) in queries.iter().zip(&got).enumerate() {
+        let (c, g) = match (bvh.closest_within(p, radius), g) {
+            (None, None) => {
+                exact += 1;
+                continue;
+            }
+            (Some(c), Some(g)) => (c, *g),
+            (c, g) => panic!("query {i} {p:?} radius {radius}: CPU {c:?} vs GPU {g:?}"),
+        };
+        assert_eq!(
+            c.distance.to_bits(),
+            g.distance.to_bits(),
+            "query {i} {p:?}: distance CPU {} GPU {}",
+            c.distance,
+            g.distance
+        );
+        if c.face == g.face {
+            assert_eq!(bits(&c), bits(&g), "query {i} {p:?}: CPU {c:?} GPU {g:?}");
+            exact += 1;
+        } else {
+            let t = faces[g.face as usize].map(|v| verts[v as usize]);
+            let (q, _) = closest_on_triangle(p, &t);
+            let d = dot(sub(q, p), sub(q, p)).sqrt();
+            assert_eq!(
+                d.to_bits(),
+                c.distance.to_bits(),
+                "query {i} {p:?}: GPU face {} at {d} is no tie with CPU face {} at {}",
+                g.face,
+                c.face,
+                c.distance
+            );
+            ties += 1;
+        }
+    }
+    (exact, ties)
+}
+
+/// `soup` plus triangles sharing centroids: exact copies (equal Morton codes, equal distances)
+/// and corners rotated about the same centroid (equal codes, different shapes).
+fn soup_with_shared_centroids(rng: &mut StdRng, faces: usize) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
+    let (mut v, mut f) = soup(rng, faces);
+    for i in 0..faces / 4 {
+        let [a, b, c] = f[(7 * i) % faces];
+        f.push([a, b, c]);
+        let [pa, pb, pc] = [a, b, c].map(|k| v[k as usize]);
+        let n = v.len() as u32;
+        v.extend([pb, pc, pa]);
+        f.push([n, n + 1, n + 2]);
+    }
+    (v, f)
+}
+
+#[test]
+fn gpu_built_tree_answers_as_the_cpu_tree() {
+    let Some(dev) = cuda() else { return };
+    let mut rng = StdRng::seed_from_u64(0x6c62_7668);
+    let queries = |rng: &mut StdRng, n: usize, verts: &[[f32; 3]]| -> Vec<[f32; 3]> {
+        let mut q: Vec<[f32; 3]> = (0..n)
+            .map(|_| std::array::from_fn(|_| rng.random::<f32>() * 1.4 - 0.2))
+            .collect();
+        // Near the surface too, where the candidates are many and close.
+        for _ in 0..n {
+            let v = verts[rng.random_range(0..verts.len())];
+            q.push(std::array::from_fn(|a| {
+                v[a] + 0.01 * (rng.random::<f32>() - 0.5)
+            }));
+        }
+        q.extend([[f32::NAN, 0.5, 0.5], [f32::INFINITY, 0.5, 0.5]]);
+        q
+    };
+    let mut cases = Vec::new();
+    // Fewer triangles than one leaf, one leaf, and just over one leaf.
+    for n in 1..=5 {
+        cases.push((format!("soup {n}"), soup(&mut rng, n)));
+    }
+    for n in [300, 20_000] {
+        cases.push((format!("soup {n}"), soup(&mut rng, n)));
+        cases.push((
+            format!("shared centroids {n}"),
+            soup_with_shared_centroids(&mut rng, n),
+        ));
+    }
+    let m = torus(128).mesh;
+    cases.push((format!("torus {}", m.faces.len()), (m.vertices, m.faces)));
+    cases.push(("soup 1.2 M".into(), soup(&mut rng, 1_200_000)));
+    for (name, (v, f)) in &cases {
+        let q = queries(&mut rng, 20_000, v);
+        for radius in [f32::INFINITY, 0.02] {
+            let (exact, ties) = check_gpu_built(&dev, v, f, &q, radius);
+            eprintln!(
+                "{name}, radius {radius}: {exact}/{} identical, {ties} ties",
+                q.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn remesh_on_cuda_equals_cpu() {
     let Some(dev) = cuda() else { return };
@@ -288,7 +409,8 @@ fn whole_flow_runs_on_cuda() {
         ..GlbParams::default()
     };
     let (tm, report) = to_textured_mesh_on(&input, &params, &Device::Cuda(dev), None).unwrap();
-    assert!(report.steps.iter().any(|s| s.name == "bvh_upload"));
+    assert!(report.steps.iter().any(|s| s.name == "bvh"));
+    assert!(!report.steps.iter().any(|s| s.name == "bvh_upload"));
     assert!(!tm.faces.is_empty() && tm.faces.len() <= 5_000);
     assert_eq!(tm.base_color.data.len(), 512 * 512 * 4);
     assert!(report.covered_texels > 10_000);

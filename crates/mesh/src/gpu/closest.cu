@@ -1,18 +1,23 @@
-// Closest-point queries on the flattened BVH of `bvh.rs`, and the steps of the remesh and the
-// bake built on them. One thread per query; the traversal is `Bvh::closest_within` line for
-// line (same stack order, same pruning tests), and every float operation is the CPU twin's
-// in the same order. Products and sums go through __fmul_rn/__fadd_rn/__fsub_rn because
-// NVRTC would otherwise contract `a * b + c` into one FMA (one rounding instead of two), and
-// the CPU path (Rust never contracts) is the numerical reference: with IEEE division and sqrt
-// (NVRTC's --prec-div/--prec-sqrt defaults, which the loader passes) the results are then the
-// CPU's bit for bit, up to ties the traversal breaks the same way.
+// Closest-point queries on a BVH in device memory (the CPU `Bvh` flattened, or built on the
+// device by `lbvh.cu`), and the steps of the remesh and the bake built on them. One thread per
+// query; the traversal is `Bvh::closest_within` line for line (same stack order, same pruning
+// tests), and every float operation is the CPU twin's in the same order. Products and sums go
+// through __fmul_rn/__fadd_rn/__fsub_rn because NVRTC would otherwise contract `a * b + c`
+// into one FMA (one rounding instead of two), and the CPU path (Rust never contracts) is the
+// numerical reference: with IEEE division and sqrt (NVRTC's --prec-div/--prec-sqrt defaults,
+// which the loader passes) the results are then the CPU's bit for bit, up to ties the
+// traversal breaks the same way (on a tree of another shape, ties may resolve to another
+// equidistant face; the distance is the same).
 
+// Children are explicit (not "left child next"), so the CPU tree's depth-first order and the
+// device build's Karras order read alike. The root is node 0.
 struct Node {
     float min[3];
-    u32 index;  // leaf: first triangle; internal: offset to the right child
+    u32 index;  // leaf: first triangle; internal: left child
     float max[3];
-    u32 count;  // leaf: triangle count (> 0); internal: 0
+    u32 count;  // leaf: triangle count (> 0); internal: NODE_INTERNAL | right child
 };
+#define NODE_INTERNAL 0x80000000u
 
 // Triangle k of leaf order: tris[3k] = (a, face id bits), tris[3k+1] = (b, 0), tris[3k+2] = (c, 0).
 
@@ -115,7 +120,7 @@ __device__ Hit closest_within(const Node* __restrict__ nodes, const float4* __re
         u32 ni = stack[--top];
         Node node = nodes[ni];
         if (box_dist2(node, p) >= best.d2) continue;
-        if (node.count > 0) {
+        if (!(node.count & NODE_INTERNAL)) {
             for (u32 k = node.index; k < node.index + node.count; ++k) {
                 float4 ta = tris[3 * k], tb = tris[3 * k + 1], tc = tris[3 * k + 2];
                 V3 uvw;
@@ -131,7 +136,7 @@ __device__ Hit closest_within(const Node* __restrict__ nodes, const float4* __re
                 }
             }
         } else {
-            u32 l = ni + 1, r = ni + node.index;
+            u32 l = node.index, r = node.count & ~NODE_INTERNAL;
             float dl = box_dist2(nodes[l], p), dr = box_dist2(nodes[r], p);
             u32 near_ = l, far_ = r;
             float dfar = dr;

@@ -1,6 +1,6 @@
 //! The CUDA path of the mesh stage's heavy steps: the closest-point queries of the narrow-band
 //! remesh (band filtering, corner UDF) and of the texture bake (snap + trilinear voxel sampling
-//! + quantisation), on the BVH of `bvh.rs` flattened into device memory.
+//! + quantisation), on a BVH in device memory: built there (`lbvh.rs`), or `bvh.rs`'s uploaded.
 //!
 //! The CPU path stays the default and the numerical reference. The kernels (`closest.cu`)
 //! repeat the CPU arithmetic operation for operation (no FMA contraction, IEEE division and
@@ -12,6 +12,7 @@
 //! below) and runs their logic on the host against the CPU path (`host_check.rs`).
 
 pub mod collapse;
+mod lbvh;
 pub(crate) mod prims;
 pub(crate) mod remesh;
 
@@ -30,7 +31,7 @@ pub static CLOSEST: KernelSource = KernelSource {
 };
 
 /// Every kernel source of this crate, for the NVRTC compile check.
-pub static KERNELS: &[&KernelSource] = &[&CLOSEST, &collapse::COLLAPSE, &prims::PRIMS];
+pub static KERNELS: &[&KernelSource] = &[&CLOSEST, &collapse::COLLAPSE, &prims::PRIMS, &lbvh::LBVH];
 
 /// Threads per block: the traversal keeps a 64-entry stack per thread in local memory, and
 /// 128-thread blocks measured no slower than 256 while leaving the scheduler more room.
@@ -58,13 +59,16 @@ pub fn open_device(ordinal: usize) -> Result<CudaDevice, MeshError> {
 /// Compiles (or loads from the disk cache) the mesh kernels now, so the first request does not
 /// pay for NVRTC.
 pub fn warm_up(dev: &CudaDevice) -> Result<(), MeshError> {
-    // A zero-size launch is not allowed; one query against a one-triangle tree is.
-    let bvh = Bvh::new(&[[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], &[[0, 1, 2]])?;
-    GpuBvh::upload(dev, &bvh)?.closest_within(&[[0.0; 3]], 1.0)?;
+    // A zero-size launch is not allowed; a tree of two leaves (every build kernel runs) and
+    // one query are.
+    let verts = [[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
+    GpuBvh::build(dev, &verts, &[[0, 1, 2]; 5])?.closest_within(&[[0.0; 3]], 1.0)?;
     Ok(())
 }
 
-/// A BVH in device memory (nodes + triangles in leaf order, face id in each first corner's w).
+/// A BVH in device memory (nodes + triangles in leaf order, face id in each first corner's w;
+/// the layout is `Bvh::flattened`'s): built on the device ([`GpuBvh::build`], `lbvh.rs`) or
+/// uploaded from a CPU [`Bvh`].
 pub struct GpuBvh {
     dev: CudaDevice,
     nodes: DeviceBuffer<[u32; 8]>,

@@ -1,6 +1,6 @@
-// Host stand-ins for the CUDA built-ins closest.cu uses, so its kernels compile as plain C++
-// and run as loops (host_check.rs). `volatile` keeps each intrinsic one rounded IEEE operation
-// whatever contraction flags the compiler is given.
+// Host stand-ins for the CUDA built-ins closest.cu and lbvh.cu use, so their kernels compile as
+// plain C++ and run as loops (host_check.rs). `volatile` keeps each intrinsic one rounded IEEE
+// operation whatever contraction flags the compiler is given.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +17,16 @@ inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z,
 struct Dim3 { unsigned x, y, z; };
 static Dim3 blockIdx, threadIdx;
 static const Dim3 blockDim = {1, 1, 1};
+// Set by a driver that runs a grid-stride kernel as gridDim.x one-thread blocks.
+static Dim3 gridDim = {1, 1, 1};
+// One thread per warp and one at a time: shuffles read the thread's own value, atomics and
+// fences are plain operations.
+template <class T> inline T __shfl_down_sync(unsigned, T v, int) { return v; }
+inline u32 atomicAdd(u32* p, u32 v) { u32 old = *p; *p = old + v; return old; }
+inline u32 atomicMin(u32* p, u32 v) { u32 old = *p; if (v < old) *p = v; return old; }
+inline u32 atomicMax(u32* p, u32 v) { u32 old = *p; if (v > old) *p = v; return old; }
+inline void __threadfence() {}
+inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll((unsigned long long)x); }
 inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
 inline float __fsub_rn(float a, float b) { volatile float r = a - b; return r; }
 inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
