@@ -39,9 +39,10 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*-first-*.json"))):
         rows.append((p["pipeline"], name, p["glb_total_s"], p["total_s"],
                      st.get("texture SLat") or st.get("texture SLat (during the shape decode)"),
                      st.get("shape decode"), st.get("GLB: uv_unwrap"), st.get("GLB: decimate"),
-                     st.get("GLB: remesh")))
-print("| pipeline | run | image → GLB | image → voxels | texture SLat | shape decode | UV | decimate | remesh |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+                     st.get("GLB: remesh"), st.get("GLB: bvh"), st.get("at: GLB surface steps done"),
+                     st.get("at: texture decode done")))
+print("| pipeline | run | image → GLB | image → voxels | texture SLat | shape decode | UV | decimate | remesh | BVH | surface steps done at | texture decode done at |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in sorted(rows):
     print("| " + " | ".join(x if isinstance(x, str) else ("%.2f" % x if x is not None else "-") for x in r) + " |")
 PY

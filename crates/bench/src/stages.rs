@@ -284,7 +284,13 @@ pub fn run(
                 let (subs, faces) = decode_shape_half(rows)?;
                 // A shape half that failed before this drops the sender.
                 let _ = subs_tx.send(subs);
-                Ok::<_, anyhow::Error>((surface_steps(), faces))
+                let geometry = surface_steps();
+                // Which side the bake waits for: the surface steps or the texture voxels.
+                rows.push((
+                    "at: GLB surface steps done".into(),
+                    start.elapsed().as_secs_f64(),
+                ));
+                Ok::<_, anyhow::Error>((geometry, faces))
             });
             let texture = tex_flow().and_then(|(tex_slat, s)| {
                 stage("texture SLat (during the shape decode)", s);
@@ -294,6 +300,7 @@ pub fn run(
                 tex_decode(&tex_slat, &subs)
             });
             let total_s = start.elapsed().as_secs_f64();
+            stage("at: texture decode done", total_s);
             let (geometry, faces) = shape_side
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;

@@ -12,10 +12,10 @@ use rayon::prelude::*;
 
 use crate::bvh::Bvh;
 use crate::error::MeshError;
-use crate::gpu::GpuField;
-use crate::surface::Surface;
+use crate::gpu::{GpuBvh, GpuField, SnappedPoints};
 use crate::inpaint::fill_uncovered;
 use crate::sample::VoxelField;
+use crate::surface::Surface;
 use crate::types::{MeshWithVoxel, Texture};
 use crate::uv::UvMesh;
 
@@ -72,12 +72,54 @@ pub fn bake_on(
         });
     }
     crate::error::check_faces(&uv_mesh.faces, uv_mesh.positions.len())?;
-    let mut clock = PhaseClock::new();
-    let field = VoxelField::new(voxels)?;
-    let size = texture_size as usize;
-    let snap_radius = SNAP_SEARCH_VOXELS * voxels.voxel_size();
+    match surface {
+        Surface::Cpu(original) => {
+            let mut clock = PhaseClock::new();
+            let field = VoxelField::new(voxels)?;
+            let size = texture_size as usize;
+            let snap_radius = SNAP_SEARCH_VOXELS * voxels.voxel_size();
+            let binned = bin_faces(uv_mesh, size);
+            // Per texel: 6 quantised attributes and coverage.
+            let mut texels = vec![[0u8; 6]; size * size];
+            let mut mask = vec![false; size * size];
+            texels
+                .par_chunks_mut(BAND_ROWS * size)
+                .zip(mask.par_chunks_mut(BAND_ROWS * size))
+                .zip(binned.par_iter())
+                .enumerate()
+                .for_each(|(band, ((tex, cov), faces))| {
+                    let row0 = band * BAND_ROWS;
+                    let rows = tex.len() / size;
+                    let hit = raster_band(uv_mesh, faces, size, row0, rows);
+                    for (k, (face, bary)) in hit.into_iter().enumerate() {
+                        if face == u32::MAX {
+                            continue;
+                        }
+                        let p = surface_point(uv_mesh, face, bary);
+                        // The baked surface lies within a few voxels of the original (remesh
+                        // offset plus decimation error), so a bounded search prunes most of
+                        // the tree; fall back to the unbounded query when nothing is that close.
+                        let snapped = original
+                            .closest_within(p, snap_radius)
+                            .unwrap_or_else(|| original.closest(p))
+                            .point;
+                        let attr = field.sample(snapped);
+                        tex[k] = attr.map(quantise);
+                        cov[k] = true;
+                    }
+                });
+            clock.lap("raster + snap + sample (CPU)");
+            finish(texels, mask, texture_size, clock)
+        }
+        Surface::Cuda(g) => {
+            let plan = plan_on_gpu(uv_mesh, g, texture_size, voxels.resolution)?;
+            bake_planned(plan, g, voxels)
+        }
+    }
+}
 
-    // Bin faces by the bands their UV bounding boxes touch.
+/// Faces by the bands of `BAND_ROWS` rows their UV bounding boxes touch.
+fn bin_faces(uv_mesh: &UvMesh, size: usize) -> Vec<Vec<u32>> {
     let bands = size.div_ceil(BAND_ROWS);
     let mut binned: Vec<Vec<u32>> = vec![Vec::new(); bands];
     for (fi, f) in uv_mesh.faces.iter().enumerate() {
@@ -96,94 +138,127 @@ pub fn bake_on(
             band.push(fi as u32);
         }
     }
+    binned
+}
 
-    // Per texel: 6 quantised attributes and coverage.
+/// The part of a GPU bake that needs no texture voxels: the covered texels, and their surface
+/// points snapped onto the original surface (left on the device). Made during the surface
+/// steps, so only the voxel sampling waits for the texture decoder.
+pub struct BakePlan {
+    texture_size: u32,
+    resolution: u32,
+    /// Per band of `BAND_ROWS` rows, its covered texels (row-major index), in order.
+    band_texels: Vec<Vec<u32>>,
+    snapped: SnappedPoints,
+    phases: Vec<(&'static str, f64)>,
+}
+
+/// Rasterises `uv_mesh` at `texture_size²` and snaps the covered texels' points onto `g`'s
+/// surface (decoded on a `resolution`³ grid: the snap searches 4 of its voxels first).
+pub fn plan_on_gpu(
+    uv_mesh: &UvMesh,
+    g: &GpuBvh,
+    texture_size: u32,
+    resolution: u32,
+) -> Result<BakePlan, MeshError> {
+    let mut clock = PhaseClock::new();
+    let size = texture_size as usize;
+    let binned = bin_faces(uv_mesh, size);
+    // Covered texels (row-major index) and their surface points, band by band.
+    let per_band: Vec<(Vec<u32>, Vec<[f32; 3]>)> = binned
+        .par_iter()
+        .enumerate()
+        .map(|(band, faces)| {
+            let row0 = band * BAND_ROWS;
+            let rows = BAND_ROWS.min(size - row0);
+            let hit = raster_band(uv_mesh, faces, size, row0, rows);
+            let mut idx = Vec::new();
+            let mut pts = Vec::new();
+            for (k, (face, bary)) in hit.into_iter().enumerate() {
+                if face != u32::MAX {
+                    idx.push((row0 * size + k) as u32);
+                    pts.push(surface_point(uv_mesh, face, bary));
+                }
+            }
+            (idx, pts)
+        })
+        .collect();
+    clock.lap("raster");
+    let points: Vec<[f32; 3]> = per_band
+        .par_iter()
+        .flat_map_iter(|(_, p)| p.iter().copied())
+        .collect();
+    let snap_radius = SNAP_SEARCH_VOXELS * (1.0 / resolution as f32);
+    let snapped = g.snap(&points, snap_radius)?;
+    clock.lap("snap (GPU)");
+    Ok(BakePlan {
+        texture_size,
+        resolution,
+        band_texels: per_band.into_iter().map(|(idx, _)| idx).collect(),
+        snapped,
+        phases: clock.laps,
+    })
+}
+
+/// Samples `voxels` at the planned points on the GPU and fills the textures.
+pub fn bake_planned(
+    plan: BakePlan,
+    g: &GpuBvh,
+    voxels: &MeshWithVoxel,
+) -> Result<Baked, MeshError> {
+    if voxels.resolution != plan.resolution {
+        return Err(MeshError::InvalidParameter {
+            name: "resolution",
+            reason: format!(
+                "the voxels are on a {}³ grid, the bake was planned for {}³",
+                voxels.resolution, plan.resolution
+            ),
+        });
+    }
+    let mut clock = PhaseClock::new();
+    clock.laps = plan.phases;
+    let size = plan.texture_size as usize;
+    let field = VoxelField::new(voxels)?;
+    let gfield = GpuField::upload(g.device(), &field)?;
+    let values = g.sample_snapped(&gfield, &plan.snapped)?;
+    clock.lap("sample (GPU)");
     let mut texels = vec![[0u8; 6]; size * size];
     let mut mask = vec![false; size * size];
-    match surface {
-        Surface::Cpu(original) => texels
-            .par_chunks_mut(BAND_ROWS * size)
-            .zip(mask.par_chunks_mut(BAND_ROWS * size))
-            .zip(binned.par_iter())
-            .enumerate()
-            .for_each(|(band, ((tex, cov), faces))| {
-                let row0 = band * BAND_ROWS;
-                let rows = tex.len() / size;
-                let hit = raster_band(uv_mesh, faces, size, row0, rows);
-                for (k, (face, bary)) in hit.into_iter().enumerate() {
-                    if face == u32::MAX {
-                        continue;
-                    }
-                    let p = surface_point(uv_mesh, face, bary);
-                    // The baked surface lies within a few voxels of the original (remesh offset
-                    // plus decimation error), so a bounded search prunes most of the tree; fall
-                    // back to the unbounded query when nothing is that close.
-                    let snapped = original
-                        .closest_within(p, snap_radius)
-                        .unwrap_or_else(|| original.closest(p))
-                        .point;
-                    let attr = field.sample(snapped);
-                    tex[k] = attr.map(quantise);
-                    cov[k] = true;
-                }
-            }),
-        Surface::Cuda(g) => {
-            // Covered texels (row-major index) and their surface points, band by band.
-            let per_band: Vec<(Vec<u32>, Vec<[f32; 3]>)> = binned
-                .par_iter()
-                .enumerate()
-                .map(|(band, faces)| {
-                    let row0 = band * BAND_ROWS;
-                    let rows = BAND_ROWS.min(size - row0);
-                    let hit = raster_band(uv_mesh, faces, size, row0, rows);
-                    let mut idx = Vec::new();
-                    let mut pts = Vec::new();
-                    for (k, (face, bary)) in hit.into_iter().enumerate() {
-                        if face != u32::MAX {
-                            idx.push((row0 * size + k) as u32);
-                            pts.push(surface_point(uv_mesh, face, bary));
-                        }
-                    }
-                    (idx, pts)
-                })
-                .collect();
-            clock.lap("raster");
-            let points: Vec<[f32; 3]> = per_band
-                .par_iter()
-                .flat_map_iter(|(_, p)| p.iter().copied())
-                .collect();
-            let gfield = GpuField::upload(g.device(), &field)?;
-            let values = g.bake_texels(&gfield, &points, snap_radius)?;
-            drop(points);
-            clock.lap("snap + sample (GPU)");
-            // Back into the texture band by band: each band's texels are its own rows.
-            let mut first = 0;
-            let band_values: Vec<&[[u8; 6]]> = per_band
-                .iter()
-                .map(|(idx, _)| {
-                    let v = &values[first..first + idx.len()];
-                    first += idx.len();
-                    v
-                })
-                .collect();
-            texels
-                .par_chunks_mut(BAND_ROWS * size)
-                .zip(mask.par_chunks_mut(BAND_ROWS * size))
-                .zip(per_band.par_iter().zip(band_values))
-                .enumerate()
-                .for_each(|(band, ((tex, cov), ((idx, _), vals)))| {
-                    let origin = band * BAND_ROWS * size;
-                    for (&i, v) in idx.iter().zip(vals) {
-                        tex[i as usize - origin] = *v;
-                        cov[i as usize - origin] = true;
-                    }
-                });
-        }
-    }
-    clock.lap(match surface {
-        Surface::Cuda(_) => "scatter",
-        Surface::Cpu(_) => "raster + snap + sample (CPU)",
-    });
+    // Back into the texture band by band: each band's texels are its own rows.
+    let mut first = 0;
+    let band_values: Vec<&[[u8; 6]]> = plan
+        .band_texels
+        .iter()
+        .map(|idx| {
+            let v = &values[first..first + idx.len()];
+            first += idx.len();
+            v
+        })
+        .collect();
+    texels
+        .par_chunks_mut(BAND_ROWS * size)
+        .zip(mask.par_chunks_mut(BAND_ROWS * size))
+        .zip(plan.band_texels.par_iter().zip(band_values))
+        .enumerate()
+        .for_each(|(band, ((tex, cov), (idx, vals)))| {
+            let origin = band * BAND_ROWS * size;
+            for (&i, v) in idx.iter().zip(vals) {
+                tex[i as usize - origin] = *v;
+                cov[i as usize - origin] = true;
+            }
+        });
+    clock.lap("scatter");
+    finish(texels, mask, plan.texture_size, clock)
+}
+
+/// Fills the uncovered texels and splits the channels into the two textures.
+fn finish(
+    mut texels: Vec<[u8; 6]>,
+    mut mask: Vec<bool>,
+    texture_size: u32,
+    mut clock: PhaseClock,
+) -> Result<Baked, MeshError> {
+    let size = texture_size as usize;
     let covered = mask.par_iter().filter(|&&m| m).count();
     fill_uncovered(&mut texels, &mut mask, size);
     clock.lap("fill");
@@ -212,8 +287,6 @@ pub fn bake_on(
     })
 }
 
-/// Face and barycentrics of every texel of rows `row0..row0 + rows` (`u32::MAX`: uncovered);
-/// faces are drawn in order, later ones overwrite.
 /// Wall seconds per named phase.
 struct PhaseClock {
     at: std::time::Instant,
@@ -234,6 +307,8 @@ impl PhaseClock {
     }
 }
 
+/// Face and barycentrics of every texel of rows `row0..row0 + rows` (`u32::MAX`: uncovered);
+/// faces are drawn in order, later ones overwrite.
 fn raster_band(
     m: &UvMesh,
     faces: &[u32],

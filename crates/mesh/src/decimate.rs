@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::collapse::{CollapseParams, CollapseReport, collapse_cpu};
 use crate::error::{MeshError, check_faces, check_finite};
-use crate::gpu::collapse::collapse_gpu;
+use crate::gpu::collapse::{DeviceMesh, collapse_gpu, collapse_resident};
 use crate::spatial;
 use crate::topology::{compact_vertices, edge_groups, key_vertices, sorted_half_edges};
 use crate::types::TriMesh;
@@ -68,6 +68,38 @@ pub fn decimate_on(
         Some(dev) => collapse_gpu(dev, mesh, target_faces, &params)?,
         None => collapse_cpu(mesh, target_faces, &params)?,
     };
+    finish_collapse(collapsed, steps, input_faces, target_faces)
+}
+
+/// [`decimate_on`] of a mesh on the device (the GPU remesh's output), which never crosses the
+/// bus before it is simplified.
+pub(crate) fn decimate_resident(
+    mesh: DeviceMesh,
+    target_faces: usize,
+) -> Result<(TriMesh, DecimateReport), MeshError> {
+    let input_faces = mesh.face_count();
+    if input_faces <= target_faces && target_faces > 0 {
+        return Ok((mesh.download()?, unchanged(input_faces)));
+    }
+    if target_faces == 0 {
+        return Err(MeshError::InvalidParameter {
+            name: "target_faces",
+            reason: "must be positive".into(),
+        });
+    }
+    let params = CollapseParams::default();
+    let (collapsed, steps) = collapse_resident(mesh, target_faces, &params)?;
+    finish_collapse(collapsed, steps, input_faces, target_faces)
+}
+
+/// The collapse's report; meshoptimizer finishes when every collapse was vetoed short of the
+/// target.
+fn finish_collapse(
+    collapsed: TriMesh,
+    steps: CollapseReport,
+    input_faces: usize,
+    target_faces: usize,
+) -> Result<(TriMesh, DecimateReport), MeshError> {
     let mut report = DecimateReport {
         input_faces,
         output_faces: collapsed.faces.len(),

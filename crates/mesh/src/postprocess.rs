@@ -8,12 +8,12 @@ use t2_tensor::Device;
 
 use crate::bvh::Bvh;
 use crate::cleanup::{cleanup, remove_degenerate_faces, vertex_normals};
-use crate::decimate::{DecimateReport, decimate_on};
+use crate::decimate::{DecimateReport, decimate_on, decimate_resident};
 use crate::error::MeshError;
 use crate::glb::{TextureFormat, write_glb};
 use crate::gpu::GpuBvh;
 use crate::holes::{DEFAULT_MAX_HOLE_PERIMETER, fill_holes};
-use crate::remesh::{RemeshParams, remesh_narrow_band_dc_timed};
+use crate::remesh::{RemeshParams, Remeshed, remesh_narrow_band_dc_staged};
 use crate::surface::SurfaceIndex;
 use crate::topology::compact_vertices;
 use crate::types::{MeshWithVoxel, TexturedMesh, TriMesh};
@@ -195,6 +195,8 @@ pub struct GlbGeometry {
     resolution: u32,
     /// Closest-point index of the hole-filled input surface (the bake snaps texels onto it).
     index: SurfaceIndex,
+    /// The GPU bake's voxel-free part, done with the surface steps.
+    bake_plan: Option<bake::BakePlan>,
     uv_mesh: uv::UvMesh,
     normals: Vec<[f32; 3]>,
     report: GlbReport,
@@ -236,13 +238,23 @@ pub fn prepare_geometry(
         let params = RemeshParams::for_grid(resolution, p.remesh_band, p.remesh_project);
         let mut phases = Vec::new();
         let remeshed = r.time("remesh", || {
-            remesh_narrow_band_dc_timed(index.as_surface(), &params, &mut phases)
+            remesh_narrow_band_dc_staged(index.as_surface(), &params, &mut phases)
         })?;
         r.remesh_phases = phases;
-        r.remeshed_faces = remeshed.faces.len();
-        let (m, d) = r.time("decimate", || {
-            decimate_on(&remeshed, p.decimation_target, gpu.map(GpuBvh::device))
-        })?;
+        let (m, d) = match remeshed {
+            Remeshed::Host(remeshed) => {
+                r.remeshed_faces = remeshed.faces.len();
+                r.time("decimate", || {
+                    decimate_on(&remeshed, p.decimation_target, gpu.map(GpuBvh::device))
+                })?
+            }
+            Remeshed::Device(remeshed) => {
+                r.remeshed_faces = remeshed.face_count();
+                r.time("decimate", || {
+                    decimate_resident(remeshed, p.decimation_target)
+                })?
+            }
+        };
         r.decimate = Some(d);
         m
     } else {
@@ -270,10 +282,19 @@ pub fn prepare_geometry(
             .map(|&i| n[i as usize])
             .collect::<Vec<_>>()
     });
+    // On a GPU the bake's raster and snap need no texture voxels: done here, off the path
+    // that waits for the texture decoder.
+    let bake_plan = match &index {
+        SurfaceIndex::Cuda(g) => Some(r.time("bake_plan", || {
+            bake::plan_on_gpu(&uv_mesh, g, p.texture_size, resolution)
+        })?),
+        SurfaceIndex::Cpu(_) => None,
+    };
     Ok(GlbGeometry {
         params: *p,
         resolution,
         index,
+        bake_plan,
         uv_mesh,
         normals,
         report: r,
@@ -302,13 +323,15 @@ impl GlbGeometry {
         let GlbGeometry {
             params: p,
             index,
+            bake_plan,
             uv_mesh,
             normals,
             report: mut r,
             ..
         } = self;
-        let baked = r.time("bake", || {
-            bake::bake_on(&uv_mesh, index.as_surface(), voxels, p.texture_size)
+        let baked = r.time("bake", || match (bake_plan, &index) {
+            (Some(plan), SurfaceIndex::Cuda(g)) => bake::bake_planned(plan, g, voxels),
+            _ => bake::bake_on(&uv_mesh, index.as_surface(), voxels, p.texture_size),
         })?;
         r.covered_texels = baked.covered;
         r.bake_phases = baked.phases;

@@ -18,6 +18,7 @@ use crate::error::MeshError;
 use crate::fdg::EDGE_NEIGHBOURS;
 use crate::geom::{cross, dot, sub};
 use crate::gpu::GridFrame;
+use crate::gpu::collapse::DeviceMesh;
 use crate::surface::Surface;
 use crate::types::TriMesh;
 
@@ -114,13 +115,42 @@ pub fn remesh_narrow_band_dc_timed(
     params: &RemeshParams,
     phases: &mut Vec<(&'static str, f64)>,
 ) -> Result<TriMesh, MeshError> {
-    let mut res = params.validate()?;
+    match remesh_narrow_band_dc_staged(surface, params, phases)? {
+        Remeshed::Host(mesh) => Ok(mesh),
+        Remeshed::Device(mesh) => mesh.download(),
+    }
+}
+
+/// A remeshed surface where it was made: on the host, or on the device (for its decimation).
+pub(crate) enum Remeshed {
+    Host(TriMesh),
+    Device(DeviceMesh),
+}
+
+/// [`remesh_narrow_band_dc_timed`], leaving a GPU-made mesh on the device.
+pub(crate) fn remesh_narrow_band_dc_staged(
+    surface: Surface<'_>,
+    params: &RemeshParams,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> Result<Remeshed, MeshError> {
+    let res = params.validate()?;
     // On a GPU every phase runs there, unless the grid is too large for its brick table.
     if let Surface::Cuda(g) = surface
         && let Some(mesh) = crate::gpu::remesh::remesh_on_device(g, params, res, phases)?
     {
-        return Ok(mesh);
+        return Ok(Remeshed::Device(mesh));
     }
+    remesh_with_host_phases(surface, params, res, phases).map(Remeshed::Host)
+}
+
+/// The remesh with its grid phases on the host (the queries on `surface`), from the validated
+/// coarse resolution `res`.
+fn remesh_with_host_phases(
+    surface: Surface<'_>,
+    params: &RemeshParams,
+    mut res: u32,
+    phases: &mut Vec<(&'static str, f64)>,
+) -> Result<TriMesh, MeshError> {
     let mut clock = std::time::Instant::now();
     let mut lap = |name: &'static str| {
         phases.push((name, clock.elapsed().as_secs_f64()));

@@ -222,17 +222,14 @@ __device__ __forceinline__ u8 quantise(float x) {
     return (u8)__float2uint_rz(fminf(fmaxf(fmul(x, 255.0f), 0.0f), 255.0f));
 }
 
-// Bake, per covered texel: snap its surface point onto the original mesh (within snap_radius,
-// else unbounded, as `bake.rs`), sample the voxel attributes trilinearly there with the
-// reference's renormalisation (`sample.rs`), quantise to 6 bytes.
-extern "C" __global__ void mesh_bake_texels(const Node* __restrict__ nodes,
-                                            const float4* __restrict__ tris,
-                                            const float* __restrict__ points, long long n,
-                                            float snap_radius, const u64* __restrict__ keys,
-                                            const u32* __restrict__ vals, u64 mask, long long sx,
-                                            long long sy, long long sz,
-                                            const float* __restrict__ attrs, float voxel_size,
-                                            u8* __restrict__ out) {
+// Bake, per covered texel, in two launches (the snap needs only the surface, so it runs before
+// the texture voxels exist): snap its surface point onto the original mesh (within
+// snap_radius, else unbounded, as `bake.rs`); then sample the voxel attributes trilinearly
+// there with the reference's renormalisation (`sample.rs`) and quantise to 6 bytes.
+extern "C" __global__ void mesh_bake_snap(const Node* __restrict__ nodes,
+                                          const float4* __restrict__ tris,
+                                          const float* __restrict__ points, long long n,
+                                          float snap_radius, float* __restrict__ snapped) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     V3 p = v3(points[3 * i], points[3 * i + 1], points[3 * i + 2]);
@@ -243,8 +240,22 @@ extern "C" __global__ void mesh_bake_texels(const Node* __restrict__ nodes,
         float4 a = tris[0];
         h.point = v3(a.x, a.y, a.z);
     }
-    float g[3] = {fdiv(fsub(h.point.x, -0.5f), voxel_size), fdiv(fsub(h.point.y, -0.5f), voxel_size),
-                  fdiv(fsub(h.point.z, -0.5f), voxel_size)};
+    snapped[3 * i] = h.point.x;
+    snapped[3 * i + 1] = h.point.y;
+    snapped[3 * i + 2] = h.point.z;
+}
+
+extern "C" __global__ void mesh_bake_sample(const float* __restrict__ snapped, long long n,
+                                            const u64* __restrict__ keys,
+                                            const u32* __restrict__ vals, u64 mask, long long sx,
+                                            long long sy, long long sz,
+                                            const float* __restrict__ attrs, float voxel_size,
+                                            u8* __restrict__ out) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float* q = snapped + 3 * i;
+    float g[3] = {fdiv(fsub(q[0], -0.5f), voxel_size), fdiv(fsub(q[1], -0.5f), voxel_size),
+                  fdiv(fsub(q[2], -0.5f), voxel_size)};
     int base[3];
 #pragma unroll
     for (int a = 0; a < 3; ++a) base[a] = __float2int_rz(floorf(fsub(g[a], 0.5f)));

@@ -26,20 +26,66 @@ pub fn collapse_gpu(
     params: &CollapseParams,
 ) -> Result<(TriMesh, CollapseReport), MeshError> {
     check_input(mesh, target_faces)?;
-    let err = gpu_err("decimate upload");
+    collapse_resident(DeviceMesh::upload(dev, mesh)?, target_faces, params)
+}
+
+/// [`collapse_gpu`] of a mesh already on the device (the GPU remesh's output), unchecked:
+/// its producer guarantees valid ids and finite positions.
+pub(crate) fn collapse_resident(
+    mesh: DeviceMesh,
+    target_faces: usize,
+    params: &CollapseParams,
+) -> Result<(TriMesh, CollapseReport), MeshError> {
     let stepper = GpuStepper {
-        dev: dev.clone(),
-        verts: dev
-            .upload_slice(bytemuck::cast_slice::<[f32; 3], f32>(&mesh.vertices))
-            .map_err(&err)?,
-        faces: dev
-            .upload_slice(bytemuck::cast_slice::<[u32; 3], u32>(&mesh.faces))
-            .map_err(&err)?,
-        nv: mesh.vertices.len(),
-        nf: mesh.faces.len(),
+        dev: mesh.dev,
+        verts: mesh.verts,
+        faces: mesh.faces,
+        nv: mesh.nv,
+        nf: mesh.nf,
         params: *params,
     };
     run(stepper, target_faces, params)
+}
+
+/// A triangle mesh in device memory: positions as 3 f32 and faces as 3 u32 per row (the
+/// buffers may be longer than `nv` / `nf` rows).
+pub struct DeviceMesh {
+    pub(crate) dev: CudaDevice,
+    pub(crate) verts: DeviceBuffer<f32>,
+    pub(crate) faces: DeviceBuffer<u32>,
+    pub(crate) nv: usize,
+    pub(crate) nf: usize,
+}
+
+impl DeviceMesh {
+    pub fn upload(dev: &CudaDevice, mesh: &TriMesh) -> Result<DeviceMesh, MeshError> {
+        let err = gpu_err("mesh upload");
+        Ok(DeviceMesh {
+            dev: dev.clone(),
+            verts: dev
+                .upload_slice(bytemuck::cast_slice::<[f32; 3], f32>(&mesh.vertices))
+                .map_err(&err)?,
+            faces: dev
+                .upload_slice(bytemuck::cast_slice::<[u32; 3], u32>(&mesh.faces))
+                .map_err(&err)?,
+            nv: mesh.vertices.len(),
+            nf: mesh.faces.len(),
+        })
+    }
+
+    pub fn face_count(&self) -> usize {
+        self.nf
+    }
+
+    pub fn download(&self) -> Result<TriMesh, MeshError> {
+        let err = gpu_err("mesh download");
+        let verts = self.verts.download().map_err(&err)?;
+        let faces = self.faces.download().map_err(&err)?;
+        Ok(TriMesh {
+            vertices: bytemuck::cast_slice::<f32, [f32; 3]>(&verts[..3 * self.nv]).to_vec(),
+            faces: bytemuck::cast_slice::<u32, [u32; 3]>(&faces[..3 * self.nf]).to_vec(),
+        })
+    }
 }
 
 struct GpuStepper {
@@ -205,18 +251,13 @@ impl CollapseStepper for GpuStepper {
     }
 
     fn into_mesh(self) -> Result<TriMesh, MeshError> {
-        let err = gpu_err("decimate download");
-        let verts = self.verts.download().map_err(&err)?;
-        let faces = self.faces.download().map_err(&err)?;
-        Ok(TriMesh {
-            vertices: verts[..3 * self.nv]
-                .chunks_exact(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect(),
-            faces: faces[..3 * self.nf]
-                .chunks_exact(3)
-                .map(|c| [c[0], c[1], c[2]])
-                .collect(),
-        })
+        DeviceMesh {
+            dev: self.dev,
+            verts: self.verts,
+            faces: self.faces,
+            nv: self.nv,
+            nf: self.nf,
+        }
+        .download()
     }
 }

@@ -264,30 +264,66 @@ impl GpuField {
     }
 }
 
+/// Surface points snapped onto a tree's surface, kept on the device for the voxel sampling.
+pub(crate) struct SnappedPoints {
+    /// At least one row (every launch needs a valid pointer); `n` of them are points.
+    points: DeviceBuffer<[f32; 3]>,
+    n: usize,
+}
+
 impl GpuBvh {
-    /// Bake per texel surface point (`bake.rs`): snap onto the mesh (within `snap_radius`, else
-    /// unbounded), sample `field` trilinearly, quantise: 6 bytes per point.
-    pub(crate) fn bake_texels(
+    /// The bake's snap (`bake.rs`): each texel's surface point moved to the closest point of
+    /// the mesh (searched within `snap_radius`, else unbounded).
+    pub(crate) fn snap(
         &self,
-        field: &GpuField,
         points: &[[f32; 3]],
         snap_radius: f32,
-    ) -> Result<Vec<[u8; 6]>, MeshError> {
-        if points.is_empty() {
-            return Ok(Vec::new());
-        }
-        let err = gpu_err("bake");
-        let p = self.dev.upload_slice(points).map_err(&err)?;
+    ) -> Result<SnappedPoints, MeshError> {
+        let err = gpu_err("bake snap");
+        // At least one row, so that every launch has a valid pointer.
+        let p = self
+            .dev
+            .upload_slice(if points.is_empty() {
+                &[[0.0; 3]]
+            } else {
+                points
+            })
+            .map_err(&err)?;
         let out = self
             .dev
-            .alloc_slice::<[u8; 6]>(points.len())
+            .alloc_slice::<[f32; 3]>(points.len().max(1))
             .map_err(&err)?;
+        if !points.is_empty() {
+            let mut a = Args::new();
+            a.push(self.nodes.ptr())
+                .push(self.tris.ptr())
+                .push(p.ptr())
+                .push(points.len() as i64)
+                .push(snap_radius)
+                .push(out.ptr());
+            self.launch("bake snap", "mesh_bake_snap", points.len(), &mut a)?;
+        }
+        Ok(SnappedPoints {
+            points: out,
+            n: points.len(),
+        })
+    }
+
+    /// Samples `field` trilinearly at each snapped point and quantises: 6 bytes per point.
+    pub(crate) fn sample_snapped(
+        &self,
+        field: &GpuField,
+        snapped: &SnappedPoints,
+    ) -> Result<Vec<[u8; 6]>, MeshError> {
+        let n = snapped.n;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let err = gpu_err("bake sample");
+        let out = self.dev.alloc_slice::<[u8; 6]>(n).map_err(&err)?;
         let mut a = Args::new();
-        a.push(self.nodes.ptr())
-            .push(self.tris.ptr())
-            .push(p.ptr())
-            .push(points.len() as i64)
-            .push(snap_radius)
+        a.push(snapped.points.ptr())
+            .push(n as i64)
             .push(field.keys.ptr())
             .push(field.vals.ptr())
             .push(field.mask)
@@ -297,7 +333,7 @@ impl GpuBvh {
             .push(field.attrs.ptr())
             .push(field.voxel_size)
             .push(out.ptr());
-        self.launch("bake", "mesh_bake_texels", points.len(), &mut a)?;
+        self.launch("bake sample", "mesh_bake_sample", n, &mut a)?;
         out.download().map_err(&err)
     }
 }

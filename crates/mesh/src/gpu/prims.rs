@@ -123,6 +123,7 @@ impl<'a> Prims<'a> {
     }
 
     /// `buf[i]` for each `(buf, i)`, in one download.
+    /// With `at` empty: waits for the work queued so far.
     pub fn take(&self, at: &[(&DeviceBuffer<u32>, usize)]) -> Result<Vec<u32>, MeshError> {
         let out = self.alloc::<u32>(at.len())?;
         for (slot, (buf, i)) in at.iter().enumerate() {

@@ -1,14 +1,14 @@
 //! The narrow-band dual-contouring remesh with every phase on the device (`remesh.cu`, the
-//! algorithm and its CPU twin in `crate::remesh`): only the level counts and the final mesh
-//! cross the bus. The band voxels, corner values and voxel rows never reach the host.
+//! algorithm and its CPU twin in `crate::remesh`): only the level counts cross the bus; the
+//! mesh stays on the device for the GPU decimation.
 
 use t2_tensor::cuda::{Args, DeviceBuffer};
 
+use super::collapse::DeviceMesh;
 use super::prims::Prims;
 use super::{BLOCK, CLOSEST, GpuBvh};
 use crate::error::MeshError;
 use crate::remesh::{BAND_RADIUS, RemeshParams};
-use crate::types::TriMesh;
 
 /// The dense brick table is skipped (the caller falls back to host-side phases) above this
 /// many entries: 2^28 u32 = 1 GiB, reached at a remesh resolution of ~2,560.
@@ -17,14 +17,15 @@ const MAX_BRICK_TABLE: u64 = 1 << 28;
 /// Cells per brick (`BRICK_CELLS` in remesh.cu).
 const BRICK_CELLS: usize = 64;
 
-/// Remeshes on `g`'s device, or `None` when the grid is too large for the dense brick table.
+/// Remeshes on `g`'s device (the mesh left there), or `None` when the grid is too large for the
+/// dense brick table.
 /// `base` is the validated coarse resolution; phase seconds are appended to `phases`.
 pub(crate) fn remesh_on_device(
     g: &GpuBvh,
     params: &RemeshParams,
     base: u32,
     phases: &mut Vec<(&'static str, f64)>,
-) -> Result<Option<TriMesh>, MeshError> {
+) -> Result<Option<DeviceMesh>, MeshError> {
     let final_res = params.resolution;
     let nb = (final_res as u64 + 1).div_ceil(4);
     let keys = nb * nb * nb;
@@ -176,13 +177,13 @@ pub(crate) fn remesh_on_device(
     // 5. The used voxels' vertices (voxel order) and two triangles per quad.
     pr.exclusive_scan(&used, n + 1)?;
     let nv = pr.take(&[(&used, n)])?[0] as usize;
-    let verts = pr.alloc::<[f32; 3]>(nv)?;
+    let verts = pr.alloc::<f32>(3 * nv)?;
     let mut a = Args::new();
     a.push(dual.ptr()).push(n as i64).push(used.ptr());
     frame(&mut a, final_res);
     a.push(verts.ptr());
     launch("remesh_vertices", n, &mut a)?;
-    let faces = pr.alloc::<[u32; 3]>(2 * nq)?;
+    let faces = pr.alloc::<u32>(6 * nq)?;
     let mut a = Args::new();
     a.push(quads.ptr())
         .push(quad_dir.ptr())
@@ -202,10 +203,14 @@ pub(crate) fn remesh_on_device(
             .push(params.project_back);
         launch("remesh_project", nv, &mut a)?;
     }
-    let mut vertices = pr.download(&verts)?;
-    vertices.truncate(nv);
-    let mut faces = pr.download(&faces)?;
-    faces.truncate(2 * nq);
+    // Waits for the last kernels, so the lap is the phase's device time.
+    pr.take(&[])?;
     lap("output");
-    Ok(Some(TriMesh { vertices, faces }))
+    Ok(Some(DeviceMesh {
+        dev: g.dev.clone(),
+        verts,
+        faces,
+        nv,
+        nf: 2 * nq,
+    }))
 }

@@ -45,7 +45,9 @@ int main(int argc, char** argv) {
     auto vals = rd<u32>("vals");
     auto attrs = rd<float>("attrs");
     std::vector<u8> texels(6 * nq);
-    EACH(nq, mesh_bake_texels(nodes.data(), tris.data(), q.data(), nq, f[9], keys.data(), vals.data(), (u64)g[0], g[1], g[2], g[3], attrs.data(), f[10], texels.data()));
+    std::vector<float> snapped(3 * nq);
+    EACH(nq, mesh_bake_snap(nodes.data(), tris.data(), q.data(), nq, f[9], snapped.data()));
+    EACH(nq, mesh_bake_sample(snapped.data(), nq, keys.data(), vals.data(), (u64)g[0], g[1], g[2], g[3], attrs.data(), f[10], texels.data()));
     wr("out_texels", texels);
     return 0;
 }
