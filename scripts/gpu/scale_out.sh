@@ -5,7 +5,12 @@
 # pipeline 512 (or $PIPELINE) at 100 steps per stage on the demo models, C concurrent clients,
 # N requests.
 # The demo models are small: the flow is launch-bound, so this measures how the gateway spreads
-# generations over replicas, not full-size GPU work. Prints one table last.
+# generations over replicas, not full-size GPU work. With FULL=1 the dinov3 and flow services
+# load the random full-size set instead (`trellis2 models random --full-size`, written here),
+# the flows in benchmark-structure mode (TRELLIS2_BENCH_STRUCTURE=sphere: a trained model's
+# token counts instead of what random decoders output) at the pipelines' default step counts
+# (STEPS, default 12 with FULL=1, else 100); rmbg and mesh keep the demo set (the random set
+# has no RMBG-2.0, and /generate does not use the mesh service). Prints one table last.
 #
 # Stage (carry `.gpu/scale`): a stripped release `trellis2`, ONNX Runtime's
 # libonnxruntime.so.1.32.0 (CPU, from PyPI `onnxruntime`) and an RGBA PNG `ball.png`.
@@ -22,17 +27,24 @@ D=/tmp/scale-out
 rm -rf "$D" && mkdir -p "$D"
 nvidia-smi --query-gpu=index,name --format=csv,noheader
 "$S/trellis2" models demo --out "$D/m" | tail -1
+BIG=$D/m
+if [ "${FULL:-0}" = 1 ]; then
+  BIG=/tmp/t2-full-models
+  [ -f "$BIG/pipeline.json" ] || "$S/trellis2" models random --full-size --out "$BIG" | tail -1
+  export TRELLIS2_BENCH_STRUCTURE=sphere
+fi
+STEPS=${STEPS:-$([ "${FULL:-0}" = 1 ] && echo 12 || echo 100)}
 pids=()
-svc() { # name port device
-  "$S/trellis2" service "$1" --listen "127.0.0.1:$2" --models "$D/m" --data "$D" --device "$3" \
+svc() { # name port device models
+  "$S/trellis2" service "$1" --listen "127.0.0.1:$2" --models "$4" --data "$D" --device "$3" \
     --rmbg-provider cpu > "$D/$1-$2.log" 2>&1 &
   pids+=($!)
 }
-svc rmbg 50051 cpu
-svc dinov3 50052 cuda:1
-svc flow 50053 cuda:0
-svc flow 50055 cuda:1
-svc mesh 50054 cpu
+svc rmbg 50051 cpu "$D/m"
+svc dinov3 50052 cuda:1 "$BIG"
+svc flow 50053 cuda:0 "$BIG"
+svc flow 50055 cuda:1 "$BIG"
+svc mesh 50054 cpu "$D/m"
 run() { # label flow-urls port
   local label=$1 flows=$2 port=$3
   "$S/trellis2" tokens add bench --data "$D/g-$label" | tail -1 > "$D/token-$label"
@@ -41,9 +53,9 @@ run() { # label flow-urls port
     --flow-url "$flows" --mesh-url http://127.0.0.1:50054 --max-inflight 16 \
     > "$D/gateway-$label.log" 2>&1 &
   local gw=$!
-  python3 - "$label" "http://127.0.0.1:$port" "$(cat "$D/token-$label")" "$S/ball.png" "$N" "$C" <<'PY'
+  python3 - "$label" "http://127.0.0.1:$port" "$(cat "$D/token-$label")" "$S/ball.png" "$N" "$C" "$STEPS" <<'PY'
 import base64, json, sys, threading, time, urllib.request
-label, url, token, png, n, c = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+label, url, token, png, n, c, steps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 for _ in range(600):
     try:
         if urllib.request.urlopen(url + "/ready", timeout=2).status == 200:
@@ -56,8 +68,8 @@ else:
 import os
 body = json.dumps({"image": base64.b64encode(open(png, "rb").read()).decode(),
                    "pipeline_type": os.environ.get("PIPELINE", "512"),
-                   "ss_sampling_steps": 100, "shape_slat_sampling_steps": 100,
-                   "tex_slat_sampling_steps": 100, "preview_video": False}).encode()
+                   "ss_sampling_steps": steps, "shape_slat_sampling_steps": steps,
+                   "tex_slat_sampling_steps": steps, "preview_video": False}).encode()
 def call():
     req = urllib.request.Request(url + "/generate", data=body, headers={
         "content-type": "application/json", "authorization": "Bearer " + token})
@@ -88,5 +100,7 @@ PY
 run one http://127.0.0.1:50053 8001 | tee "$D/results.txt"
 run two http://127.0.0.1:50053,http://127.0.0.1:50055 8002 | tee -a "$D/results.txt"
 kill "${pids[@]}" 2>/dev/null
-echo "== /generate throughput (demo models, ${PIPELINE:-512}, 100 steps per stage, $C clients)"
+echo "== /generate throughput ($([ "${FULL:-0}" = 1 ] && echo "full-size random models, sphere structure" || echo "demo models"), ${PIPELINE:-512}, $STEPS steps per stage, $C clients)"
 grep RESULT "$D/results.txt"
+# The token counts the flows sampled (benchmark structure or not).
+grep -ho 'tokens[=":]*[0-9]*' "$D"/flow-*.log | sort | uniq -c | head -5

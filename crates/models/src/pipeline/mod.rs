@@ -30,6 +30,7 @@ use crate::dinov3::Dinov3;
 use crate::dit::velocity::{DenseVelocity, SparseVelocity};
 use crate::dit::{SLatFlowModel, SparseStructureFlowModel};
 use crate::error::{ModelError, Result};
+use crate::random::shape::{SurfaceShape, cascade_structure};
 use crate::rng::TorchGenerator;
 use crate::sampler::{FlowEulerGuidanceIntervalSampler, StdKind};
 
@@ -57,6 +58,36 @@ pub struct Trellis2Pipeline {
     tex_flow_1024: Slot<SLatFlowModel>,
     shape_decoder: Slot<ShapeDecoder>,
     tex_decoder: Slot<TexDecoder>,
+    /// Benchmark mode ([`BenchStructure`]): the sparse structure from an analytic surface.
+    bench_structure: Option<SurfaceShape>,
+}
+
+/// Benchmark mode for random-weight models: `TRELLIS2_BENCH_STRUCTURE=sphere` makes the SS
+/// coords and the cascade's HR coords those of an analytic sphere's surface (as `t2-bench`
+/// does) instead of what the random decoders output, so that token counts are a trained
+/// model's (~2–8 k at 512, ~9.6 k at 1024). The decoders still run (same work per job); only
+/// their structure is replaced. Never set in production.
+pub struct BenchStructure;
+
+impl BenchStructure {
+    pub const ENV: &'static str = "TRELLIS2_BENCH_STRUCTURE";
+
+    /// The surface `TRELLIS2_BENCH_STRUCTURE` names (`None`: unset, the normal mode).
+    pub fn from_env() -> Result<Option<SurfaceShape>> {
+        Self::from_flag(std::env::var(Self::ENV).ok().as_deref())
+    }
+
+    /// The value of `TRELLIS2_BENCH_STRUCTURE` (`None`: unset).
+    pub fn from_flag(v: Option<&str>) -> Result<Option<SurfaceShape>> {
+        match v.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some("sphere") => Ok(Some(SurfaceShape::sphere())),
+            Some(v) => Err(ModelError::invalid(format!(
+                "{}={v:?}: the only benchmark structure is \"sphere\"",
+                Self::ENV
+            ))),
+        }
+    }
 }
 
 /// Borrowed views of the resident networks (`None` when not loaded, or not resident in the
@@ -106,7 +137,15 @@ impl Trellis2Pipeline {
             }
             _ => None,
         };
+        let bench_structure = BenchStructure::from_env()?;
+        if bench_structure.is_some() {
+            tracing::warn!(
+                "{}: benchmark mode, the sparse structure is an analytic sphere's",
+                BenchStructure::ENV
+            );
+        }
         Ok(Trellis2Pipeline {
+            bench_structure,
             residency: r,
             ss_latent_shape,
             image_cond,
@@ -193,7 +232,10 @@ impl Trellis2Pipeline {
         progress: Progress<'_>,
     ) -> Result<SparseStructure> {
         let latent = self.sample_ss_latent(cond_512, rng, overrides, progress)?;
-        let coords = self.decode_sparse_structure(&latent, resolution)?;
+        let mut coords = self.decode_sparse_structure(&latent, resolution)?;
+        if let Some(surface) = &self.bench_structure {
+            coords = surface.voxels(resolution);
+        }
         Ok(SparseStructure { latent, coords })
     }
 
@@ -354,7 +396,10 @@ impl Trellis2Pipeline {
         )?;
         let lr = denormalize(coords, z, &self.config.args.shape_slat_normalization)?;
         let hr_coords = self.cascade_upsample(&lr)?;
-        let (coords, hr_res) = cascade_coords(&hr_coords, resolution, max_num_tokens);
+        let (coords, hr_res) = match &self.bench_structure {
+            Some(surface) => cascade_structure(surface, resolution, max_num_tokens),
+            None => cascade_coords(&hr_coords, resolution, max_num_tokens),
+        };
         tracing::info!(
             tokens = coords.len(),
             resolution = hr_res,
@@ -745,6 +790,15 @@ mod tests {
         // (c + 0.5)/512·64 truncated: 511 → 63, 0 → 0.
         let (c, _) = cascade_coords(&[[0, 511, 0, 7]], 1024, 10);
         assert_eq!(c, vec![[0, 63, 0, 0]]);
+    }
+
+    #[test]
+    fn bench_structure_is_off_unless_asked_for_the_sphere() {
+        assert!(BenchStructure::from_flag(None).unwrap().is_none());
+        assert!(BenchStructure::from_flag(Some(" ")).unwrap().is_none());
+        let s = BenchStructure::from_flag(Some("sphere")).unwrap().unwrap();
+        assert_eq!(s.voxels(32), SurfaceShape::sphere().voxels(32));
+        assert!(BenchStructure::from_flag(Some("cube")).is_err());
     }
 
     #[test]
