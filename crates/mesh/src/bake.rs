@@ -144,9 +144,8 @@ fn bin_faces(uv_mesh: &UvMesh, size: usize) -> Vec<Vec<u32>> {
 /// The part of a GPU bake that needs no texture voxels: the covered texels, and their surface
 /// points snapped onto the original surface (left on the device). Made during the surface
 /// steps, so only the voxel sampling waits for the texture decoder.
-pub struct BakePlan {
+pub(crate) struct BakePlan {
     texture_size: u32,
-    resolution: u32,
     /// Per band of `BAND_ROWS` rows, its covered texels (row-major index), in order.
     band_texels: Vec<Vec<u32>>,
     snapped: SnappedPoints,
@@ -155,7 +154,7 @@ pub struct BakePlan {
 
 /// Rasterises `uv_mesh` at `texture_size²` and snaps the covered texels' points onto `g`'s
 /// surface (decoded on a `resolution`³ grid: the snap searches 4 of its voxels first).
-pub fn plan_on_gpu(
+pub(crate) fn plan_on_gpu(
     uv_mesh: &UvMesh,
     g: &GpuBvh,
     texture_size: u32,
@@ -193,28 +192,19 @@ pub fn plan_on_gpu(
     clock.lap("snap (GPU)");
     Ok(BakePlan {
         texture_size,
-        resolution,
         band_texels: per_band.into_iter().map(|(idx, _)| idx).collect(),
         snapped,
         phases: clock.laps,
     })
 }
 
-/// Samples `voxels` at the planned points on the GPU and fills the textures.
-pub fn bake_planned(
+/// Samples `voxels` (on the grid the plan was made for: the caller checks) at the planned
+/// points on the GPU and fills the textures.
+pub(crate) fn bake_planned(
     plan: BakePlan,
     g: &GpuBvh,
     voxels: &MeshWithVoxel,
 ) -> Result<Baked, MeshError> {
-    if voxels.resolution != plan.resolution {
-        return Err(MeshError::InvalidParameter {
-            name: "resolution",
-            reason: format!(
-                "the voxels are on a {}³ grid, the bake was planned for {}³",
-                voxels.resolution, plan.resolution
-            ),
-        });
-    }
     let mut clock = PhaseClock::new();
     clock.laps = plan.phases;
     let size = plan.texture_size as usize;

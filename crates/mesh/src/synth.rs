@@ -229,3 +229,25 @@ pub fn with_attributes(
         resolution,
     }
 }
+
+/// Random triangles in the unit cube (test fixture; `uniform` draws from [0, 1)), every 17th
+/// with repeated or collinear corners so every branch of `bvh::closest_on_triangle` is taken.
+pub fn triangle_soup(faces: usize, mut uniform: impl FnMut() -> f32) -> TriMesh {
+    let mut vertices = Vec::with_capacity(3 * faces);
+    for i in 0..faces {
+        let a: [f32; 3] = std::array::from_fn(|_| uniform());
+        let mut b: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (uniform() - 0.5));
+        let mut c: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (uniform() - 0.5));
+        match i % 17 {
+            0 => b = a,
+            1 => c = std::array::from_fn(|k| a[k] + 2.0 * (b[k] - a[k])),
+            2 => (b, c) = (a, a),
+            _ => {}
+        }
+        vertices.extend([a, b, c]);
+    }
+    let faces = (0..faces as u32)
+        .map(|i| [3 * i, 3 * i + 1, 3 * i + 2])
+        .collect();
+    TriMesh { vertices, faces }
+}

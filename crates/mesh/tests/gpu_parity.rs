@@ -11,12 +11,10 @@
 //! contraction, and IEEE division/sqrt, and walk the tree exactly as `Bvh::closest_within`
 //! does, so the results are expected to be the CPU's bit for bit; every test prints how many
 //! results are bit-identical. What the tests allow beyond that, and why:
-//! - closest point on the device-built tree (`GpuBvh::build`): the distance bit for bit (its
-//!   boxes are exact, so no tree shape can change which distance is the least), the face the
-//!   CPU's or another face at exactly the same distance;
-//! - closest point: distance within 1e-6 (a few f32 ulps at the unit-cube scale of the
-//!   inputs, room for a libm/NVRTC difference in one rounding), point within 1e-5; the face id
-//!   must be equal unless the GPU's face is a tie, i.e. lies at the same distance (±1e-6);
+//! - closest point, on the CPU tree uploaded and on the tree built on the device
+//!   (`GpuBvh::build`): the distance bit for bit (the boxes are exact, so no tree shape can
+//!   change which distance is the least), and the CPU's face, point and uvw bit for bit, or
+//!   else another face at exactly the same distance (a tie the traversal broke otherwise);
 //! - edge collapse: the same mesh, bit for bit (no distance ties involved: every step's
 //!   choice is an atomic min of exactly computed keys, the same on both sides);
 //! - remesh: the same output mesh (so the same band voxel set): the band test and corner values
@@ -35,7 +33,7 @@ use t2_mesh::gpu::GpuBvh;
 use t2_mesh::gpu::collapse::collapse_gpu;
 use t2_mesh::remesh::{RemeshParams, remesh_narrow_band_dc, remesh_narrow_band_dc_on};
 use t2_mesh::surface::Surface;
-use t2_mesh::synth::{Attributes, NoisyTorus, voxelise};
+use t2_mesh::synth::{Attributes, NoisyTorus, triangle_soup, voxelise};
 use t2_mesh::uv::unwrap;
 use t2_mesh::{GlbParams, MeshWithVoxel, to_textured_mesh_on};
 use t2_tensor::Device;
@@ -63,89 +61,14 @@ fn torus(res: u32) -> MeshWithVoxel {
     voxelise(&shape, res, Attributes::Pattern).unwrap()
 }
 
-/// Random triangles in the unit cube, some of them degenerate (repeated or collinear corners),
-/// so every branch of `closest_on_triangle` is taken.
 fn soup(rng: &mut StdRng, faces: usize) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
-    let mut v = Vec::new();
-    for i in 0..faces {
-        let a: [f32; 3] = std::array::from_fn(|_| rng.random::<f32>());
-        let mut b: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (rng.random::<f32>() - 0.5));
-        let mut c: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (rng.random::<f32>() - 0.5));
-        match i % 17 {
-            0 => b = a,
-            1 => c = std::array::from_fn(|k| a[k] + 2.0 * (b[k] - a[k])),
-            2 => (b, c) = (a, a),
-            _ => {}
-        }
-        v.extend([a, b, c]);
-    }
-    let f = (0..faces as u32)
-        .map(|i| [3 * i, 3 * i + 1, 3 * i + 2])
-        .collect();
-    (v, f)
+    let m = triangle_soup(faces, || rng.random::<f32>());
+    (m.vertices, m.faces)
 }
 
-fn dist_to_face(p: [f32; 3], verts: &[[f32; 3]], f: [u32; 3]) -> f32 {
-    let t = f.map(|i| verts[i as usize]);
-    let (q, _) = closest_on_triangle(p, &t);
-    ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) + (q[2] - p[2]).powi(2)).sqrt()
-}
-
-const DIST_TOL: f32 = 1e-6;
-const POINT_TOL: f32 = 1e-5;
-
-/// Compares GPU and CPU closest points for `queries` within `radius`; returns
-/// (bit-identical, ties with another face).
-fn check_closest(
-    dev: &CudaDevice,
-    verts: &[[f32; 3]],
-    faces: &[[u32; 3]],
-    queries: &[[f32; 3]],
-    radius: f32,
-) -> (usize, usize) {
-    let bvh = Bvh::new(verts, faces).unwrap();
-    let gpu = GpuBvh::upload(dev, &bvh).unwrap();
-    let got = gpu.closest_within(queries, radius).unwrap();
-    assert_eq!(got.len(), queries.len());
-    let (mut exact, mut ties) = (0, 0);
-    for (i, (&p, g)) in queries.iter().zip(&got).enumerate() {
-        let c = bvh.closest_within(p, radius);
-        let (c, g) = match (c, g) {
-            (None, None) => {
-                exact += 1;
-                continue;
-            }
-            (Some(c), Some(g)) => (c, *g),
-            (c, g) => panic!("query {i} {p:?} radius {radius}: CPU {c:?} vs GPU {g:?}"),
-        };
-        if c == g {
-            exact += 1;
-            continue;
-        }
-        assert!(
-            (c.distance - g.distance).abs() <= DIST_TOL,
-            "query {i}: distance CPU {} GPU {}",
-            c.distance,
-            g.distance
-        );
-        if c.face != g.face {
-            let d = dist_to_face(p, verts, faces[g.face as usize]);
-            assert!(
-                (d - c.distance).abs() <= DIST_TOL,
-                "query {i}: GPU face {} at {d} is no tie with CPU face {} at {}",
-                g.face,
-                c.face,
-                c.distance
-            );
-            ties += 1;
-        } else {
-            let e = (0..3)
-                .map(|k| (c.point[k] - g.point[k]).abs())
-                .fold(0.0, f32::max);
-            assert!(e <= POINT_TOL, "query {i}: points differ by {e}");
-        }
-    }
-    (exact, ties)
+/// The CPU tree, uploaded.
+fn uploaded(dev: &CudaDevice, verts: &[[f32; 3]], faces: &[[u32; 3]]) -> GpuBvh {
+    GpuBvh::upload(dev, &Bvh::new(verts, faces).unwrap()).unwrap()
 }
 
 #[test]
@@ -162,7 +85,7 @@ fn closest_points_match_cpu_on_random_soups_and_a_real_mesh() {
         let q: Vec<[f32; 3]> = (0..20_000)
             .map(|_| std::array::from_fn(|_| rng.random::<f32>() * 1.4 - 0.2))
             .collect();
-        let (exact, ties) = check_closest(&dev, &v, &f, &q, radius);
+        let (exact, ties) = check_against_cpu(&uploaded(&dev, &v, &f), &v, &f, &q, radius);
         eprintln!(
             "soup {faces} faces, radius {radius}: {exact}/{} bit-identical, {ties} ties",
             q.len()
@@ -174,7 +97,13 @@ fn closest_points_match_cpu_on_random_soups_and_a_real_mesh() {
         let q: Vec<[f32; 3]> = (0..50_000)
             .map(|_| std::array::from_fn(|_| rng.random::<f32>() - 0.5))
             .collect();
-        let (exact, ties) = check_closest(&dev, &m.vertices, &m.faces, &q, radius);
+        let (exact, ties) = check_against_cpu(
+            &uploaded(&dev, &m.vertices, &m.faces),
+            &m.vertices,
+            &m.faces,
+            &q,
+            radius,
+        );
         eprintln!(
             "torus {} faces, radius {radius}: {exact}/{} bit-identical, {ties} ties",
             m.faces.len(),
@@ -183,18 +112,17 @@ fn closest_points_match_cpu_on_random_soups_and_a_real_mesh() {
     }
 }
 
-/// Compares closest points on the device-built tree with the CPU `Bvh`'s for `queries` within
-/// `radius`: the same distance bit for bit, and the same face, point and uvw, or else another
-/// face exactly as near. Returns (identical, ties).
-fn check_gpu_built(
-    dev: &CudaDevice,
+/// Compares the closest points found on `gpu` (an uploaded or a device-built tree) with the
+/// CPU `Bvh`'s for `queries` within `radius`: the same distance bit for bit, and the same face,
+/// point and uvw, or else another face exactly as near. Returns (identical, ties).
+fn check_against_cpu(
+    gpu: &GpuBvh,
     verts: &[[f32; 3]],
     faces: &[[u32; 3]],
     queries: &[[f32; 3]],
     radius: f32,
 ) -> (usize, usize) {
     let bvh = Bvh::new(verts, faces).unwrap();
-    let gpu = GpuBvh::build(dev, verts, faces).unwrap();
     let got = gpu.closest_within(queries, radius).unwrap();
     assert_eq!(got.len(), queries.len());
     let bits = |c: &Closest| {
@@ -291,7 +219,8 @@ fn gpu_built_tree_answers_as_the_cpu_tree() {
     for (name, (v, f)) in &cases {
         let q = queries(&mut rng, 20_000, v);
         for radius in [f32::INFINITY, 0.02] {
-            let (exact, ties) = check_gpu_built(&dev, v, f, &q, radius);
+            let (exact, ties) =
+                check_against_cpu(&GpuBvh::build(&dev, v, f).unwrap(), v, f, &q, radius);
             eprintln!(
                 "{name}, radius {radius}: {exact}/{} identical, {ties} ties",
                 q.len()

@@ -171,6 +171,16 @@ extern "C" __global__ void mesh_closest_within(const Node* __restrict__ nodes,
 
 // Remesh band test of one level: keep voxel c when |UDF(centre) − eps| < tol, the UDF searched
 // within `reach` (= eps + tol), as `remesh.rs` step 1.
+__device__ __forceinline__ bool in_band(const Node* __restrict__ nodes, const float4* __restrict__ tris,
+                                        const int* c, float res, float scale, float cx, float cy,
+                                        float cz, float reach, float eps, float tol) {
+    V3 p = v3(to_world(fadd((float)c[0], 0.5f), res, scale, cx),
+              to_world(fadd((float)c[1], 0.5f), res, scale, cy),
+              to_world(fadd((float)c[2], 0.5f), res, scale, cz));
+    Hit h = closest_within(nodes, tris, p, reach);
+    return h.face != 0xffffffffu && fabsf(fsub(sqrtf(h.d2), eps)) < tol;
+}
+
 extern "C" __global__ void mesh_band_filter(const Node* __restrict__ nodes,
                                             const float4* __restrict__ tris,
                                             const int* __restrict__ coords, long long n, float res,
@@ -178,14 +188,17 @@ extern "C" __global__ void mesh_band_filter(const Node* __restrict__ nodes,
                                             float eps, float tol, u8* __restrict__ keep) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    V3 p = v3(to_world(fadd((float)coords[3 * i], 0.5f), res, scale, cx),
-              to_world(fadd((float)coords[3 * i + 1], 0.5f), res, scale, cy),
-              to_world(fadd((float)coords[3 * i + 2], 0.5f), res, scale, cz));
-    Hit h = closest_within(nodes, tris, p, reach);
-    keep[i] = h.face != 0xffffffffu && fabsf(fsub(sqrtf(h.d2), eps)) < tol;
+    keep[i] = in_band(nodes, tris, coords + 3 * i, res, scale, cx, cy, cz, reach, eps, tol);
 }
 
 // Remesh step 2: UDF − eps at grid corners, the UDF capped at `reach` when nothing is closer.
+__device__ __forceinline__ float udf_minus_eps(const Node* __restrict__ nodes,
+                                               const float4* __restrict__ tris, V3 p, float reach,
+                                               float eps) {
+    Hit h = closest_within(nodes, tris, p, reach);
+    return fsub(h.face == 0xffffffffu ? reach : sqrtf(h.d2), eps);
+}
+
 extern "C" __global__ void mesh_corner_udf(const Node* __restrict__ nodes,
                                            const float4* __restrict__ tris,
                                            const int* __restrict__ corners, long long n, float res,
@@ -196,8 +209,7 @@ extern "C" __global__ void mesh_corner_udf(const Node* __restrict__ nodes,
     V3 p = v3(to_world((float)corners[3 * i], res, scale, cx),
               to_world((float)corners[3 * i + 1], res, scale, cy),
               to_world((float)corners[3 * i + 2], res, scale, cz));
-    Hit h = closest_within(nodes, tris, p, reach);
-    values[i] = fsub(h.face == 0xffffffffu ? reach : sqrtf(h.d2), eps);
+    values[i] = udf_minus_eps(nodes, tris, p, reach, eps);
 }
 
 // `VoxelHash::get`: linear probing over (keys, vals) built on the host with the same slot

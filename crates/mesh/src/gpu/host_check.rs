@@ -14,7 +14,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::bvh::Bvh;
 use crate::sample::VoxelField;
-use crate::synth::{Attributes, NoisyTorus, voxelise};
+use crate::synth::{Attributes, NoisyTorus, triangle_soup, voxelise};
+use crate::types::TriMesh;
 
 /// The kernel sources every driver includes.
 const SOURCES: [(&str, &str); 3] = [
@@ -217,26 +218,13 @@ fn kernels_on_the_host_match_the_cpu_bit_for_bit() {
 /// Vertices and faces.
 type Soup = (Vec<[f32; 3]>, Vec<[u32; 3]>);
 
-/// Random triangles in the unit cube, every 17th with repeated or collinear corners (so every
-/// branch of `closest_on_triangle` is taken), plus some sharing a centroid with an earlier one:
-/// exact copies and corners rotated (equal Morton codes, equal or different shapes).
+/// `synth::triangle_soup` plus triangles sharing a centroid with an earlier one: exact copies
+/// and corners rotated (equal Morton codes, equal or different shapes).
 fn soup(rng: &mut StdRng, n: usize) -> Soup {
-    let mut v = Vec::new();
-    for i in 0..n {
-        let a: [f32; 3] = std::array::from_fn(|_| rng.random::<f32>());
-        let mut b: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (rng.random::<f32>() - 0.5));
-        let mut c: [f32; 3] = std::array::from_fn(|k| a[k] + 0.1 * (rng.random::<f32>() - 0.5));
-        match i % 17 {
-            0 => b = a,
-            1 => c = std::array::from_fn(|k| a[k] + 2.0 * (b[k] - a[k])),
-            2 => (b, c) = (a, a),
-            _ => {}
-        }
-        v.extend([a, b, c]);
-    }
-    let mut f: Vec<[u32; 3]> = (0..n as u32)
-        .map(|i| [3 * i, 3 * i + 1, 3 * i + 2])
-        .collect();
+    let TriMesh {
+        vertices: v,
+        faces: mut f,
+    } = triangle_soup(n, || rng.random::<f32>());
     for i in 0..n / 8 {
         let [a, b, c] = f[(5 * i) % n];
         f.push([a, b, c]);

@@ -31,18 +31,14 @@ __device__ __forceinline__ long long cell_slot(I3 c, u64 nb, const u32* __restri
     return (long long)id * BRICK_CELLS + (((lx << BRICK_SHIFT) | ly) << BRICK_SHIFT) + lz;
 }
 
-// Step 1, one level: keep[i] = |UDF(centre) − eps| < tol, the UDF searched within `reach`.
+// Step 1, one level: `in_band` (closest.cu) as 0/1 flags for the scan.
 extern "C" __global__ void remesh_band_keep(const Node* __restrict__ nodes, const float4* __restrict__ tris,
                                             const int* __restrict__ coords, long long n, float res,
                                             float scale, float cx, float cy, float cz, float reach,
                                             float eps, float tol, u32* __restrict__ keep) {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    V3 p = v3(to_world(fadd((float)coords[3 * i], 0.5f), res, scale, cx),
-              to_world(fadd((float)coords[3 * i + 1], 0.5f), res, scale, cy),
-              to_world(fadd((float)coords[3 * i + 2], 0.5f), res, scale, cz));
-    Hit h = closest_within(nodes, tris, p, reach);
-    keep[i] = h.face != 0xffffffffu && fabsf(fsub(sqrtf(h.d2), eps)) < tol;
+    keep[i] = in_band(nodes, tris, coords + 3 * i, res, scale, cx, cy, cz, reach, eps, tol);
 }
 
 // The kept voxels' 8 children each (parent order, child k at offset (k & 1, k >> 1 & 1, k >> 2)),
@@ -107,8 +103,7 @@ extern "C" __global__ void remesh_corner_values(const Node* __restrict__ nodes, 
               (bz << BRICK_SHIFT) + (l & 3));
     V3 p = v3(to_world((float)c.x, res, scale, cx), to_world((float)c.y, res, scale, cy),
               to_world((float)c.z, res, scale, cz));
-    Hit h = closest_within(nodes, tris, p, reach);
-    values[s] = fsub(h.face == 0xffffffffu ? reach : sqrtf(h.d2), eps);
+    values[s] = udf_minus_eps(nodes, tris, p, reach, eps);
 }
 
 // Step 3: the dual vertex (mean of the edge crossings, in grid units) and the sign of the

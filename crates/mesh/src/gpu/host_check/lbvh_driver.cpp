@@ -9,19 +9,6 @@
 #include <utility>
 #include <vector>
 
-static std::string dir;
-template <class T> std::vector<T> rd(const char* name) {
-    std::ifstream f(dir + "/" + name, std::ios::binary | std::ios::ate);
-    std::vector<T> v(f ? (size_t)f.tellg() / sizeof(T) : 0);
-    f.seekg(0);
-    f.read((char*)v.data(), v.size() * sizeof(T));
-    return v;
-}
-template <class T> void wr(const char* name, const std::vector<T>& v) {
-    std::ofstream(dir + "/" + name, std::ios::binary).write((const char*)v.data(), v.size() * sizeof(T));
-}
-#define EACH(n, call) for (long long i_ = 0; i_ < (long long)(n); ++i_) { blockIdx.x = (unsigned)i_; call; }
-
 int main(int argc, char** argv) {
     if (argc != 2) return 2;
     dir = argv[1];

@@ -47,3 +47,21 @@ inline u32 __float2uint_rz(float f) {
     return (u32)f;
 }
 using std::isinf;
+
+// ---- the drivers' I/O: arrays as raw files in `dir`, kernels run one "thread" at a time ----
+#include <fstream>
+#include <string>
+#include <vector>
+
+static std::string dir;
+template <class T> std::vector<T> rd(const char* name) {
+    std::ifstream f(dir + "/" + name, std::ios::binary | std::ios::ate);
+    std::vector<T> v(f ? (size_t)f.tellg() / sizeof(T) : 0);
+    f.seekg(0);
+    f.read((char*)v.data(), v.size() * sizeof(T));
+    return v;
+}
+template <class T> void wr(const char* name, const std::vector<T>& v) {
+    std::ofstream(dir + "/" + name, std::ios::binary).write((const char*)v.data(), v.size() * sizeof(T));
+}
+#define EACH(n, call) for (long long i_ = 0; i_ < (long long)(n); ++i_) { blockIdx.x = (unsigned)i_; call; }
