@@ -23,7 +23,9 @@ What is not the reference's own code, and why (all pure PyTorch, defined below):
   `strict=False` would hide them).
 - Benchmark-mode subdivisions: the shape decoder's `to_subdiv` outputs are replaced by the
   analytic surface's decisions (the same guide our decoder follows); its own logits are recorded
-  and compared with ours (IoU of the kept children per level, teacher-forced).
+  and compared with ours (IoU of the kept children per level, teacher-forced structure). Then
+  each level is also run from our input to that level (teacher-forced features), so its
+  decisions are compared without the f16 differences the earlier levels accumulated.
 
 Parity measure: max|ours - ref| / max|ref| per output tensor.
 """
@@ -296,11 +298,21 @@ def decoder_cases(args, dev, report, sp):
             with torch.inference_mode():
                 y = dec(d["z"]).float()
                 ms = time_ms(lambda: dec(d["z"]), reps=min(args.reps, 3))
+                # Teacher forcing per resolution stage: the remaining stages run from our
+                # output of each upsampling block (`blocks{i}_out`), the body in its dtype
+                # and the head in f32, as the reference's forward.
+                forced = []
+                for i in sorted(int(k[6:-4]) for k in d if k.startswith("blocks") and k.endswith("_out")):
+                    h = d[f"blocks{i}_out"].to(dec.dtype)
+                    for b in dec.blocks[i + 1:]:
+                        h = b(h)
+                    forced.append(iou(d["ours"], dec.out_layer(h.type(d["z"].dtype)).float()))
             r = {
                 "case": "ss_decoder-16^3",
                 "ms": ms,
                 "err": max_rel_err(d["ours"], y),
                 "occupancy_iou": iou(d["ours"], y),
+                "occupancy_iou_teacher_forced": forced,
             }
             print(json.dumps(r), flush=True)
             report["decoders"].append(r)
@@ -343,6 +355,21 @@ def decoder_cases(args, dev, report, sp):
             same_voxels = bool(torch.equal(h.coords, fine))
             err = max_rel_err(d["shape_ours"], h.feats.float()) if same_voxels else float("inf")
             agree = [iou(d[f"sub{l}_ours"], recorded[l]) for l in range(n_levels)]
+            # Teacher forcing per level: each level run from our input to it (level 0: our
+            # from_latent output, cast to the body dtype as the reference does), so its
+            # decisions differ from ours by that level's arithmetic only, not by what earlier
+            # levels accumulated.
+            agree_tf = []
+            for l in range(n_levels):
+                key = f"lvl{l}_feats"
+                if key not in d:
+                    break
+                coords = d["coords"] if l == 0 else d[f"lvl{l}_coords"]
+                xl = sp.SparseTensor(d[key].to(shape_dec.dtype), coords)
+                for b in shape_dec.blocks[l][:-1]:
+                    xl = b(xl)
+                logits = shape_dec.blocks[l][-1].to_subdiv.inner(xl)
+                agree_tf.append(iou(d[f"sub{l}_ours"], logits.feats.float()))
             ms = time_ms(
                 lambda: SparseUnetVaeDecoder.forward(
                     shape_dec, sp.SparseTensor(d["shape_latent"], d["coords"]), return_subs=True
@@ -358,6 +385,7 @@ def decoder_cases(args, dev, report, sp):
             "same_voxels": same_voxels,
             "parent_order_matches": all(order_ok),
             "subdiv_agree": agree,
+            "subdiv_agree_teacher_forced": agree_tf,
         }
         print(json.dumps(r), flush=True)
         report["decoders"].append(r)

@@ -45,7 +45,27 @@ pub fn ss_decoder(
     let (c, r) = (dec.config().latent_channels, 16);
     let z_host = randn(31, c * r * r * r);
     let z = Tensor::from_slice(&z_host, &[1, c, r, r, r], dev)?;
-    let y = dec.forward(&z, &mut None)?;
+    // The output of every upsampling block (each resolution stage's input), so the reference
+    // can run its remaining stages from ours (teacher forcing per stage, as the SC-VAE levels).
+    let mut stage_inputs: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
+    let mut res = r;
+    let mut probe = |name: &str, t: &Tensor| {
+        let Some(i) = name.strip_prefix("blocks.") else {
+            return;
+        };
+        if t.rank() == 5 && t.dim(2) > res {
+            res = t.dim(2);
+            match t.to_vec_f32() {
+                Ok(v) => stage_inputs.push((format!("blocks{i}_out"), t.shape().to_vec(), v)),
+                Err(e) => failed = Some(e.into()),
+            }
+        }
+    };
+    let y = dec.forward(&z, &mut Some(&mut probe))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let shape = y.shape().to_vec();
     let y = y.to_vec_f32()?;
     let ms = time_ms(dev, 1, reps, || {
@@ -55,6 +75,9 @@ pub fn ss_decoder(
     let mut d = Dump::default();
     d.f32("z", &[1, c, r, r, r], &z_host);
     d.f32("ours", &shape, &y);
+    for (name, shape, v) in &stage_inputs {
+        d.f32(name, shape, v);
+    }
     d.save(&dump.join("dec_ss.safetensors"))?;
     Ok(DecoderResult {
         case: "ss_decoder-16^3".into(),
@@ -101,7 +124,48 @@ pub fn sc_vae_decoders(
             &mut None,
         )
     };
-    let shape_out = run_shape()?;
+    // Each level's input (the previous C2S's output; level 0: `from_latent`, before the cast to
+    // the body dtype), so the reference can run every level from ours (teacher forcing per
+    // level: its decisions then differ from ours only by that level's arithmetic).
+    let mut level_inputs: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut level_coords: Vec<(String, Vec<[i32; 4]>)> = Vec::new();
+    let mut failed: Option<anyhow::Error> = None;
+    let mut probe = |name: &str, t: &Tensor| {
+        let parts: Vec<&str> = name.split('.').collect();
+        let level = match parts.as_slice() {
+            ["from_latent"] => Some(0),
+            ["blocks", i, _, "0"] => i.parse::<usize>().ok().map(|i| i + 1),
+            ["blocks", i, _, "0", "coords"] => {
+                if let Ok(i) = i.parse::<usize>() {
+                    match t.to_vec::<i32>() {
+                        Ok(c) => level_coords.push((
+                            format!("lvl{}_coords", i + 1),
+                            c.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
+                        )),
+                        Err(e) => failed = Some(e.into()),
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(l) = level {
+            match t.to_vec_f32() {
+                Ok(v) => level_inputs.push((format!("lvl{l}_feats"), t.shape().to_vec(), v)),
+                Err(e) => failed = Some(e.into()),
+            }
+        }
+    };
+    let shape_out = shape_dec.inner().run(
+        coords.clone(),
+        &shape_feats,
+        Subdivide::Guide(&subs),
+        None,
+        &mut Some(&mut probe),
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let tex_out = run_tex()?;
     if shape_out.coords != tex_out.coords {
         bail!("the guided decoders emitted different voxels");
@@ -130,6 +194,12 @@ pub fn sc_vae_decoders(
             &[own.parents.len(), 8],
             &own.logits,
         );
+    }
+    for (name, shape, v) in &level_inputs {
+        d.f32(name, shape, v);
+    }
+    for (name, c) in &level_coords {
+        d.coords(name, c);
     }
     d.coords("fine_coords", &shape_out.coords);
     d.f32("shape_ours", &[m, shape_y.len() / m.max(1)], &shape_y);

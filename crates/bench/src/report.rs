@@ -110,8 +110,8 @@ pub fn table(ours: &Path, reference: Option<&Path>, cold: Option<&Path>) -> Resu
         );
     }
     s += "\n## Decoders (f16 bodies), ms\n\n";
-    s += "| case | voxels in → out | ref | ours | ratio | max rel err | subdivision agreement per level |\n";
-    s += "|---|---|---:|---:|---:|---:|---|\n";
+    s += "| case | voxels in → out | ref | ours | ratio | max rel err | decision IoU (SS occupancy; subdivisions per level) | teacher-forced features (per SS stage; per level) |\n";
+    s += "|---|---|---:|---:|---:|---:|---|---|\n";
     for d in o
         .get("decoders")
         .and_then(Value::as_array)
@@ -121,19 +121,29 @@ pub fn table(ours: &Path, reference: Option<&Path>, cold: Option<&Path>) -> Resu
         let case = d.get("case").and_then(Value::as_str).unwrap_or("?");
         let rd = find(&r, "decoders", case);
         let (rm, om) = (rd.and_then(|x| num(x, "ms")), num(d, "ms"));
-        let agree = rd
-            .and_then(|x| x.get("subdiv_agree"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
+        // A list per level (SC-VAE subdivisions, SS stages) or one number (SS occupancy).
+        let levels = |keys: [&str; 2]| {
+            let v = keys.iter().find_map(|k| rd.and_then(|x| x.get(*k)));
+            match v {
+                Some(Value::Array(a)) => a
+                    .iter()
                     .filter_map(Value::as_f64)
-                    .map(|v| format!("{:.4}", v))
+                    .map(|v| format!("{:.5}", v))
                     .collect::<Vec<_>>()
-                    .join(" / ")
-            })
-            .unwrap_or_else(|| "–".into());
+                    .join(" / "),
+                Some(Value::Number(n)) => format!("{:.5}", n.as_f64().unwrap_or(f64::NAN)),
+                _ => "–".into(),
+            }
+        };
+        let (agree, forced) = (
+            levels(["subdiv_agree", "occupancy_iou"]),
+            levels([
+                "subdiv_agree_teacher_forced",
+                "occupancy_iou_teacher_forced",
+            ]),
+        );
         s += &format!(
-            "| {case} | {} → {} | {} | {} | {} | {} | {agree} |\n",
+            "| {case} | {} → {} | {} | {} | {} | {} | {agree} | {forced} |\n",
             d.get("input_voxels").and_then(Value::as_u64).unwrap_or(0),
             d.get("output_voxels").and_then(Value::as_u64).unwrap_or(0),
             f(rm, 1),
