@@ -140,7 +140,9 @@ pub fn sc_vae_decoders(
                     match t.to_vec::<i32>() {
                         Ok(c) => level_coords.push((
                             format!("lvl{}_coords", i + 1),
-                            c.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect(),
+                            c.chunks_exact(4)
+                                .map(|c| [c[0], c[1], c[2], c[3]])
+                                .collect(),
                         )),
                         Err(e) => failed = Some(e.into()),
                     }
