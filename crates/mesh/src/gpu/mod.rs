@@ -59,6 +59,9 @@ pub fn open_device(ordinal: usize) -> Result<CudaDevice, MeshError> {
 /// Compiles (or loads from the disk cache) the mesh kernels now, so the first request does not
 /// pay for NVRTC.
 pub fn warm_up(dev: &CudaDevice) -> Result<(), MeshError> {
+    // Every module (the collapse's too, which only a decimation would otherwise load).
+    dev.warm_up_modules(KERNELS)
+        .map_err(gpu_err("kernel warm-up"))?;
     // A zero-size launch is not allowed; a tree of two leaves (every build kernel runs) and
     // one query are.
     let verts = [[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];

@@ -377,9 +377,14 @@ impl CudaDevice {
     /// Compiles (or loads from the disk cache) every kernel module now, so the first request
     /// does not pay for NVRTC (services call this before reporting SERVING).
     pub fn warm_up(&self) -> Result<()> {
+        self.warm_up_modules(kernels::ALL)
+    }
+
+    /// [`warm_up`](Self::warm_up) for other crates' kernel modules (the mesh stage's).
+    pub fn warm_up_modules(&self, modules: &[&'static KernelSource]) -> Result<()> {
         self.bind()?;
         let cc = self.compute_capability();
-        for src in kernels::ALL {
+        for src in modules {
             if !src.arch_suffix.is_empty() && cc != (9, 0) {
                 continue; // arch-specific module for another GPU
             }
