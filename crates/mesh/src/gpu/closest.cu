@@ -1,12 +1,9 @@
 // Closest-point queries on a BVH in device memory (the CPU `Bvh` flattened, or built on the
 // device by `lbvh.cu`), and the steps of the remesh and the bake built on them. One thread per
 // query; the traversal is `Bvh::closest_within` line for line (same stack order, same pruning
-// tests), and every float operation is the CPU twin's in the same order. Products and sums go
-// through __fmul_rn/__fadd_rn/__fsub_rn because NVRTC would otherwise contract `a * b + c`
-// into one FMA (one rounding instead of two), and the CPU path (Rust never contracts) is the
-// numerical reference: with IEEE division and sqrt (NVRTC's --prec-div/--prec-sqrt defaults,
-// which the loader passes) the results are then the CPU's bit for bit, up to ties the
-// traversal breaks the same way (on a tree of another shape, ties may resolve to another
+// tests), and every float operation is the CPU twin's in the same order, through exact.cuh's
+// helpers (prepended to this module): the results are then the CPU's bit for bit, up to ties
+// the traversal breaks the same way (on a tree of another shape, ties may resolve to another
 // equidistant face; the distance is the same).
 
 // Children are explicit (not "left child next"), so the CPU tree's depth-first order and the
@@ -22,22 +19,6 @@ struct Node {
 // Triangle k of leaf order: tris[3k] = (a, face id bits), tris[3k+1] = (b, 0), tris[3k+2] = (c, 0).
 
 #define STACK_DEPTH 64
-
-__device__ __forceinline__ float fadd(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ float fsub(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ float fmul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ float fdiv(float a, float b) { return __fdiv_rn(a, b); }
-
-struct V3 { float x, y, z; };
-
-__device__ __forceinline__ V3 v3(float x, float y, float z) { V3 r = {x, y, z}; return r; }
-__device__ __forceinline__ V3 vsub(V3 a, V3 b) { return v3(fsub(a.x, b.x), fsub(a.y, b.y), fsub(a.z, b.z)); }
-__device__ __forceinline__ V3 vadd(V3 a, V3 b) { return v3(fadd(a.x, b.x), fadd(a.y, b.y), fadd(a.z, b.z)); }
-__device__ __forceinline__ V3 vscale(V3 a, float s) { return v3(fmul(a.x, s), fmul(a.y, s), fmul(a.z, s)); }
-// ((x·x + y·y) + z·z), the order of `geom::dot`.
-__device__ __forceinline__ float vdot(V3 a, V3 b) {
-    return fadd(fadd(fmul(a.x, b.x), fmul(a.y, b.y)), fmul(a.z, b.z));
-}
 
 __device__ __forceinline__ float box_dist2(const Node& n, V3 p) {
     float pa[3] = {p.x, p.y, p.z};

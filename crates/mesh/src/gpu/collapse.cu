@@ -3,20 +3,7 @@
 // no FMA contraction, IEEE division and square root); fills and scans are in prims.cu.
 // Vertices are float[3], faces u32[3], edges u32[2] (a < b).
 
-__device__ __forceinline__ float fadd(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ float fsub(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ float fmul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ float fdiv(float a, float b) { return __fdiv_rn(a, b); }
-
-struct P3 { float x, y, z; };
-__device__ __forceinline__ P3 p3(float x, float y, float z) { P3 r = {x, y, z}; return r; }
-__device__ __forceinline__ P3 load3(const float* v, u32 i) { return p3(v[3 * i], v[3 * i + 1], v[3 * i + 2]); }
-__device__ __forceinline__ P3 psub(P3 a, P3 b) { return p3(fsub(a.x, b.x), fsub(a.y, b.y), fsub(a.z, b.z)); }
-__device__ __forceinline__ float pdot(P3 a, P3 b) { return fadd(fadd(fmul(a.x, b.x), fmul(a.y, b.y)), fmul(a.z, b.z)); }
-__device__ __forceinline__ P3 pcross(P3 a, P3 b) {
-    return p3(fsub(fmul(a.y, b.z), fmul(a.z, b.y)), fsub(fmul(a.z, b.x), fmul(a.x, b.z)),
-              fsub(fmul(a.x, b.y), fmul(a.y, b.x)));
-}
+__device__ __forceinline__ V3 load3(const float* v, u32 i) { return v3(v[3 * i], v[3 * i + 1], v[3 * i + 2]); }
 
 struct F3 { u32 v[3]; };
 __device__ __forceinline__ F3 face(const u32* faces, u32 f) {
@@ -121,37 +108,37 @@ extern "C" __global__ void collapse_fill_edges(const u32* offsets, const u32* id
 
 // ---- cost ----------------------------------------------------------------------------------
 
-__device__ __forceinline__ P3 collapsed_position(P3 pa, P3 pb, u8 ba, u8 bb) {
+__device__ __forceinline__ V3 collapsed_position(V3 pa, V3 pb, u8 ba, u8 bb) {
     float wa = (ba && !bb) ? 1.0f : ((!ba && bb) ? 0.0f : 0.5f);
     float wb = fsub(1.0f, wa);
-    return p3(fadd(fmul(pa.x, wa), fmul(pb.x, wb)), fadd(fmul(pa.y, wa), fmul(pb.y, wb)),
+    return v3(fadd(fmul(pa.x, wa), fmul(pb.x, wb)), fadd(fmul(pa.y, wa), fmul(pb.y, wb)),
               fadd(fmul(pa.z, wa), fmul(pb.z, wb)));
 }
 
-__device__ __forceinline__ float plane_distance2(const float* verts, F3 f, P3 p) {
-    P3 a = load3(verts, f.v[0]);
-    P3 n = pcross(psub(load3(verts, f.v[1]), a), psub(load3(verts, f.v[2]), a));
-    float len = __fsqrt_rn(pdot(n, n));
+__device__ __forceinline__ float plane_distance2(const float* verts, F3 f, V3 p) {
+    V3 a = load3(verts, f.v[0]);
+    V3 n = vcross(vsub(load3(verts, f.v[1]), a), vsub(load3(verts, f.v[2]), a));
+    float len = __fsqrt_rn(vdot(n, n));
     if (len == 0.0f) return 0.0f;
-    float d = fdiv(pdot(n, psub(p, a)), len);
+    float d = fdiv(vdot(n, vsub(p, a)), len);
     return fmul(d, d);
 }
 
 // 0: the face holds `gone` (skipped); 1: `term` set; -1: the face flips.
-__device__ __forceinline__ int shape_term(const float* verts, F3 f, u32 keep, u32 gone, P3 p, float* term) {
+__device__ __forceinline__ int shape_term(const float* verts, F3 f, u32 keep, u32 gone, V3 p, float* term) {
     if (has(f, gone)) return 0;
-    P3 a = load3(verts, f.v[0]), b = load3(verts, f.v[1]), c = load3(verts, f.v[2]);
-    P3 na = f.v[0] == keep ? p : a;
-    P3 nb = f.v[1] == keep ? p : b;
-    P3 nc = f.v[2] == keep ? p : c;
-    P3 old_normal = pcross(psub(b, a), psub(c, a));
-    P3 e1 = psub(nb, na);
-    P3 e2 = psub(nc, na);
-    P3 new_normal = pcross(e1, e2);
-    if (pdot(old_normal, new_normal) < 0.0f) return -1;
-    float new_area = fmul(0.5f, __fsqrt_rn(pdot(new_normal, new_normal)));
-    P3 e0 = psub(nc, nb);
-    float denom = fmaxf(fadd(fadd(pdot(e0, e0), pdot(e1, e1)), pdot(e2, e2)), 1e-12f);
+    V3 a = load3(verts, f.v[0]), b = load3(verts, f.v[1]), c = load3(verts, f.v[2]);
+    V3 na = f.v[0] == keep ? p : a;
+    V3 nb = f.v[1] == keep ? p : b;
+    V3 nc = f.v[2] == keep ? p : c;
+    V3 old_normal = vcross(vsub(b, a), vsub(c, a));
+    V3 e1 = vsub(nb, na);
+    V3 e2 = vsub(nc, na);
+    V3 new_normal = vcross(e1, e2);
+    if (vdot(old_normal, new_normal) < 0.0f) return -1;
+    float new_area = fmul(0.5f, __fsqrt_rn(vdot(new_normal, new_normal)));
+    V3 e0 = vsub(nc, nb);
+    float denom = fmaxf(fadd(fadd(vdot(e0, e0), vdot(e1, e1)), vdot(e2, e2)), 1e-12f);
     float shape = fdiv(fmul(fmul(4.0f, __fsqrt_rn(3.0f)), new_area), denom);
     *term = fsub(1.0f, fminf(fmaxf(shape, 0.0f), 1.0f));
     return 1;
@@ -196,12 +183,12 @@ extern "C" __global__ void collapse_edge_cost(const float* verts, const u32* fac
     i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= ne) return;
     u32 a = edges[2 * e], b = edges[2 * e + 1];
-    P3 pa = load3(verts, a), pb = load3(verts, b);
-    P3 p = collapsed_position(pa, pb, boundary[a], boundary[b]);
+    V3 pa = load3(verts, a), pb = load3(verts, b);
+    V3 p = collapsed_position(pa, pb, boundary[a], boundary[b]);
     // Early exits as on the CPU: every term is >= 0, so a partial sum over the threshold
     // settles that the edge is no candidate.
-    P3 edge = psub(pb, pa);
-    float len2 = pdot(edge, edge);
+    V3 edge = vsub(pb, pa);
+    float len2 = vdot(edge, edge);
     float length_cost = fmul(lambda_edge_length, len2);
     if (!(length_cost <= threshold)) { costs[e] = length_cost; return; }
     float plane = 0.0f;
@@ -260,7 +247,7 @@ extern "C" __global__ void collapse_apply(const u32* edges, i64 ne, const float*
         for (u32 i = offsets[v]; i < offsets[v + 1]; i++)
             if (face_keys[ids[i]] != k) return;
     }
-    P3 p = collapsed_position(load3(verts, a), load3(verts, b), boundary[a], boundary[b]);
+    V3 p = collapsed_position(load3(verts, a), load3(verts, b), boundary[a], boundary[b]);
     verts[3 * a] = p.x;
     verts[3 * a + 1] = p.y;
     verts[3 * a + 2] = p.z;

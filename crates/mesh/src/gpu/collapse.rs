@@ -12,7 +12,7 @@ use crate::types::TriMesh;
 
 pub static COLLAPSE: KernelSource = KernelSource {
     name: "mesh_collapse",
-    code: include_str!("collapse.cu"),
+    code: concat!(include_str!("exact.cuh"), include_str!("collapse.cu")),
     arch_suffix: "",
 };
 

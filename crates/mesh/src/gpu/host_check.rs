@@ -18,7 +18,8 @@ use crate::synth::{Attributes, NoisyTorus, triangle_soup, voxelise};
 use crate::types::TriMesh;
 
 /// The kernel sources every driver includes.
-const SOURCES: [(&str, &str); 3] = [
+const SOURCES: [(&str, &str); 4] = [
+    ("exact.cuh", include_str!("exact.cuh")),
     ("closest.cu", include_str!("closest.cu")),
     ("lbvh.cu", include_str!("lbvh.cu")),
     ("shim.h", include_str!("host_check/shim.h")),

@@ -22,17 +22,12 @@ struct BvhNode {
     u32 count;  // leaf: triangle count (1..=LEAF_SIZE); internal: INTERNAL | right child
 };
 
-__device__ __forceinline__ float lb_fadd(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ float lb_fsub(float a, float b) { return __fsub_rn(a, b); }
-__device__ __forceinline__ float lb_fmul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ float lb_fdiv(float a, float b) { return __fdiv_rn(a, b); }
-
 // `Bvh::new`'s centroid, `(a + b + c) · (1/3)` in that order, component by component.
 __device__ __forceinline__ void centroid(const float* verts, const u32* faces, i64 f, float* c) {
     u32 a = faces[3 * f], b = faces[3 * f + 1], d = faces[3 * f + 2];
 #pragma unroll
     for (int k = 0; k < 3; ++k)
-        c[k] = lb_fmul(lb_fadd(lb_fadd(verts[3 * a + k], verts[3 * b + k]), verts[3 * d + k]),
+        c[k] = fmul(fadd(fadd(verts[3 * a + k], verts[3 * b + k]), verts[3 * d + k]),
                        1.0f / 3.0f);
 }
 
@@ -107,9 +102,9 @@ extern "C" __global__ void lbvh_morton(const float* __restrict__ verts,
 #pragma unroll
     for (int k = 0; k < 3; ++k) {
         float lo = unordered(bounds[k]), hi = unordered(bounds[3 + k]);
-        float t = lb_fdiv(lb_fsub(c[k], lo), fmaxf(lb_fsub(hi, lo), __int_as_float(0x00800000)));
+        float t = fdiv(fsub(c[k], lo), fmaxf(fsub(hi, lo), __int_as_float(0x00800000)));
         // fmaxf drops a NaN to 0 as Rust's `as u32` does after `clamp`.
-        q[k] = __float2uint_rz(lb_fmul(fminf(fmaxf(t, 0.0f), 1.0f), 1023.0f));
+        q[k] = __float2uint_rz(fmul(fminf(fmaxf(t, 0.0f), 1.0f), 1023.0f));
     }
     codes[f] = spread10(q[0]) | (spread10(q[1]) << 1) | (spread10(q[2]) << 2);
     ids[f] = (u32)f;

@@ -13,7 +13,7 @@ use crate::error::{MeshError, check_faces, check_finite, check_u32};
 
 pub static LBVH: KernelSource = KernelSource {
     name: "mesh_lbvh",
-    code: include_str!("lbvh.cu"),
+    code: concat!(include_str!("exact.cuh"), include_str!("lbvh.cu")),
     arch_suffix: "",
 };
 

@@ -26,7 +26,11 @@ use crate::sample::VoxelField;
 pub static CLOSEST: KernelSource = KernelSource {
     name: "mesh_closest",
     // The remesh kernels query the tree, so they share the module.
-    code: concat!(include_str!("closest.cu"), include_str!("remesh.cu")),
+    code: concat!(
+        include_str!("exact.cuh"),
+        include_str!("closest.cu"),
+        include_str!("remesh.cu")
+    ),
     arch_suffix: "",
 };
 

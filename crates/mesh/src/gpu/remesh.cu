@@ -228,10 +228,6 @@ extern "C" __global__ void remesh_vertices(const float* __restrict__ dual, long 
     out[3 * at + 2] = to_world(dual[3 * i + 2], res, scale, cz);
 }
 
-__device__ __forceinline__ V3 vcross(V3 a, V3 b) {
-    return v3(fsub(fmul(a.y, b.z), fmul(a.z, b.y)), fsub(fmul(a.z, b.x), fmul(a.x, b.z)),
-              fsub(fmul(a.x, b.y), fmul(a.y, b.x)));
-}
 
 // `triangulate` in remesh.rs: two triangles per oriented quad, the reference's split test.
 extern "C" __global__ void remesh_faces(const u32* __restrict__ quads, const int* __restrict__ quad_dir,

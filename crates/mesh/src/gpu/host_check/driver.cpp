@@ -1,6 +1,7 @@
 // Runs closest.cu's kernels on the host over the inputs host_check.rs wrote to DIR, one
 // "thread" at a time, and writes their outputs next to them.
 #include "shim.h"
+#include "exact.cuh"
 #include "closest.cu"
 #include <cstdio>
 #include <fstream>

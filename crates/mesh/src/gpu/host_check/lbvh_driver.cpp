@@ -2,6 +2,7 @@
 // prims.cu's exclusive scan, done serially), then runs closest.cu's queries on it for each
 // radius; inputs and outputs are files in DIR (host_check.rs).
 #include "shim.h"
+#include "exact.cuh"
 #include "closest.cu"
 #include "lbvh.cu"
 #include <fstream>
