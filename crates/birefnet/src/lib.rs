@@ -14,6 +14,7 @@
 mod error;
 mod runtime;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -149,10 +150,15 @@ impl BiRefNet {
             detail: e.to_string(),
         };
         let cpu_session = || -> Result<Session, BiRefNetError> {
-            Session::builder(&env)
-                .map_err(invalid)?
-                .commit_from_file(&path)
-                .map_err(invalid)
+            contain(
+                || {
+                    Session::builder(&env)
+                        .map_err(invalid)?
+                        .commit_from_file(&path)
+                        .map_err(invalid)
+                },
+                |detail| binding_failed(&path, detail),
+            )
         };
         let (session, provider) = match opts.provider {
             Provider::Cpu => (cpu_session()?, ActiveProvider::Cpu),
@@ -166,7 +172,10 @@ impl BiRefNet {
                     .map_err(|e| e.to_string());
                 match attempt {
                     Ok(mut b) => (
-                        b.commit_from_file(&path).map_err(invalid)?,
+                        contain(
+                            || b.commit_from_file(&path).map_err(invalid),
+                            |detail| binding_failed(&path, detail),
+                        )?,
                         ActiveProvider::Cuda,
                     ),
                     Err(detail) if opts.provider == Provider::Cuda => {
@@ -179,7 +188,10 @@ impl BiRefNet {
                 }
             }
         };
-        let (input_name, output_index) = check_signature(&session, &path)?;
+        let (input_name, output_index) = contain(
+            || check_signature(&session, &path),
+            |detail| binding_failed(&path, detail),
+        )?;
         tracing::info!(model = %path.display(), provider = provider.as_str(), "RMBG model loaded");
         Ok(BiRefNet {
             session: Mutex::new(session),
@@ -216,25 +228,36 @@ impl BiRefNet {
         };
         let input = Tensor::from_array(([1usize, 3, side, side], chw)).map_err(fail)?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session
-            .run(ort::inputs![self.input_name.as_str() => input])
-            .map_err(fail)?;
-        let (shape, logits) = outputs[self.output_index]
-            .try_extract_tensor::<f32>()
-            .map_err(fail)?;
-        if shape[..] != [1, 1, side as i64, side as i64] {
-            return Err(BiRefNetError::Inference {
-                detail: format!(
-                    "mask output has shape {:?}, expected [1, 1, {side}, {side}]",
-                    &shape[..]
-                ),
-            });
-        }
-        let mask: Vec<u8> = match self.mask_output {
-            // torch: sigmoid in f32, then ToPILImage's `mul(255).byte()` truncates.
-            MaskOutput::Logits => logits.iter().map(|&x| (sigmoid(x) * 255.0) as u8).collect(),
-            MaskOutput::Probabilities => logits.iter().map(|&p| (p * 255.0) as u8).collect(),
-        };
+        let mask: Vec<u8> = contain(
+            || {
+                let outputs = session
+                    .run(ort::inputs![self.input_name.as_str() => input])
+                    .map_err(fail)?;
+                let (shape, logits) = outputs[self.output_index]
+                    .try_extract_tensor::<f32>()
+                    .map_err(fail)?;
+                if shape[..] != [1, 1, side as i64, side as i64] {
+                    return Err(BiRefNetError::Inference {
+                        detail: format!(
+                            "mask output has shape {:?}, expected [1, 1, {side}, {side}]",
+                            &shape[..]
+                        ),
+                    });
+                }
+                Ok(match self.mask_output {
+                    // torch: sigmoid in f32, then ToPILImage's `mul(255).byte()` truncates.
+                    MaskOutput::Logits => {
+                        logits.iter().map(|&x| (sigmoid(x) * 255.0) as u8).collect()
+                    }
+                    MaskOutput::Probabilities => {
+                        logits.iter().map(|&p| (p * 255.0) as u8).collect()
+                    }
+                })
+            },
+            |detail| BiRefNetError::Inference {
+                detail: format!("ONNX Runtime's Rust binding failed: {detail}"),
+            },
+        )?;
         Ok(GrayImage::from_raw(INPUT_SIZE, INPUT_SIZE, mask).expect("1024*1024 mask samples"))
     }
 
@@ -253,6 +276,32 @@ impl BiRefNet {
     pub fn remove_background(&self, img: &RgbImage) -> Result<RgbaImage, BiRefNetError> {
         let mask = self.predict_mask(img)?;
         Ok(put_alpha(img, &mask).expect("mask resized to the image size"))
+    }
+}
+
+/// Run `work`, turning a panic into `on_panic(message)`. `ort`'s safe wrappers `expect` on some
+/// C API results that a damaged or hostile model file can make fail (Resize scales that overflow
+/// give inferred output dims of i64::MIN, which `SetDimensions` refuses while `ort` lists the
+/// session's outputs; found by the `onnx_load` fuzz target); such a model must be a load error,
+/// not a crashed service.
+fn contain<T>(
+    work: impl FnOnce() -> Result<T, BiRefNetError>,
+    on_panic: impl FnOnce(String) -> BiRefNetError,
+) -> Result<T, BiRefNetError> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(on_panic(message))
+    })
+}
+
+fn binding_failed(path: &Path, detail: String) -> BiRefNetError {
+    BiRefNetError::ModelInvalid {
+        path: path.to_path_buf(),
+        detail: format!("ONNX Runtime's Rust binding failed on this model: {detail}"),
     }
 }
 

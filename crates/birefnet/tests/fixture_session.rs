@@ -164,6 +164,23 @@ fn wrong_or_missing_model_files_are_named() {
     );
 }
 
+/// Resize scales of 1e30 load in ONNX Runtime with inferred output dims of i64::MIN, and `ort`
+/// then panics (an `expect` on `SetDimensions`) while it lists the session's outputs: a typed
+/// error, not a panic (the `onnx_load` fuzz target found it).
+#[test]
+fn a_model_that_makes_the_binding_panic_is_an_invalid_model() {
+    let err = load("rmbg_overflowing_scales.onnx", Provider::Cpu).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, BiRefNetError::ModelInvalid { .. })
+            && msg.contains("rmbg_overflowing_scales.onnx")
+            && msg.contains("ONNX Runtime's Rust binding"),
+        "{msg}"
+    );
+    // The process goes on loading models.
+    assert!(load("rmbg_fixture.onnx", Provider::Cpu).is_ok());
+}
+
 #[test]
 fn s0_end_to_end_with_the_fixture_model() {
     let net = Arc::new(load("rmbg_fixture.onnx", Provider::Cpu).unwrap());
