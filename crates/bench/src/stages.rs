@@ -377,9 +377,6 @@ pub fn run(
 
 /// The analytic sphere's flexible-dual-grid mesh at `res` (the `--glb` geometry).
 fn sphere_mesh(res: u32) -> Result<t2_mesh::TriMesh> {
-    let sphere = t2_mesh::synth::Sphere {
-        center: [0.0; 3],
-        radius: t2_models::random::shape::RADIUS as f32,
-    };
-    Ok(t2_mesh::synth::dual_grid(&sphere, res)?.mesh()?)
+    let radius = t2_models::random::shape::RADIUS as f32;
+    Ok(t2_mesh::synth::sphere_surface(radius, res)?)
 }

@@ -100,6 +100,17 @@ impl DualGrid {
     }
 }
 
+/// The flexible-dual-grid mesh of a sphere of `radius` around the origin at `resolution`: the
+/// surface that benchmark runs on random weights put in place of the shape decoder's
+/// (`t2_models::BenchStructure`; t2-bench and the mesh service).
+pub fn sphere_surface(radius: f32, resolution: u32) -> Result<TriMesh, MeshError> {
+    let sphere = Sphere {
+        center: [0.0; 3],
+        radius,
+    };
+    dual_grid(&sphere, resolution)?.mesh()
+}
+
 /// Voxelises `sdf` on a `resolution³` grid (a power of two ≥ 32) into a flexible dual grid.
 pub fn dual_grid(sdf: &dyn Sdf, resolution: u32) -> Result<DualGrid, MeshError> {
     if resolution < BASE_RES || !resolution.is_power_of_two() {
@@ -250,4 +261,25 @@ pub fn triangle_soup(faces: usize, mut uniform: impl FnMut() -> f32) -> TriMesh 
         .map(|i| [3 * i, 3 * i + 1, 3 * i + 2])
         .collect();
     TriMesh { vertices, faces }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark surface is the sphere at the grid's resolution: a closed mesh whose
+    /// vertices lie within one voxel of the radius, and a resolution the grid cannot take is
+    /// an error rather than a panic (the mesh service then keeps the decoder's surface).
+    #[test]
+    fn sphere_surface_lies_on_the_sphere() {
+        let res = 64;
+        let m = sphere_surface(0.4, res).unwrap();
+        assert!(m.faces.len() > 1000, "{} faces", m.faces.len());
+        let voxel = 1.0 / res as f32;
+        for v in &m.vertices {
+            let r = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+            assert!((r - 0.4).abs() < voxel, "vertex at radius {r}");
+        }
+        assert!(sphere_surface(0.4, 1536).is_err());
+    }
 }

@@ -436,6 +436,24 @@ fn export(
         .decode_shape(shape, resolution, Subdivide::Predict)
         .map_err(|e| model_error(e, ErrorCode::ExtractionError))?;
     cancel.check()?;
+    // Benchmark mode (random weights only, `TRELLIS2_BENCH_STRUCTURE`): the GLB steps run on
+    // the analytic sphere's surface, as t2-bench's do. Random decoder weights put the dual
+    // vertices anywhere in their voxels, a noise surface no trained model produces; through
+    // the gateway at 1024 its UV unwrap took 125 s and cut 727,818 charts, more than a 4096²
+    // page holds.
+    let mesh = if m.pipe.bench_structure() {
+        let radius = t2_models::random::shape::RADIUS as f32;
+        match t2_mesh::synth::sphere_surface(radius, resolution) {
+            Ok(sphere) => sphere,
+            Err(e) => {
+                // The synthetic grid needs a power-of-two resolution (not 1536).
+                tracing::warn!(%e, "benchmark mode: keeping the decoder's surface");
+                mesh
+            }
+        }
+    } else {
+        mesh
+    };
     if mesh.faces.is_empty() {
         // The latents decode to no surface (e.g. an empty sparse structure); say so plainly
         // rather than letting the first mesh step fail on its empty input.

@@ -66,7 +66,8 @@ pub struct Trellis2Pipeline {
 /// coords and the cascade's HR coords those of an analytic sphere's surface (as `t2-bench`
 /// does) instead of what the random decoders output, so that token counts are a trained
 /// model's (~2–8 k at 512, ~9.6 k at 1024). The decoders still run (same work per job); only
-/// their structure is replaced. Never set in production.
+/// their structure is replaced, and the mesh service's GLB steps take the sphere's surface in
+/// place of the shape decoder's noise surface. Never set in production.
 pub struct BenchStructure;
 
 impl BenchStructure {
@@ -167,6 +168,11 @@ impl Trellis2Pipeline {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Whether benchmark mode ([`BenchStructure`]) is on.
+    pub fn bench_structure(&self) -> bool {
+        self.bench_structure.is_some()
     }
 
     pub fn residency(&self) -> Residency {
