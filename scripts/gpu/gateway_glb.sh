@@ -89,7 +89,6 @@ for i in range(n):
     _, glb = req("GET", glb_link)
     total = time.perf_counter() - t0
     assert glb[:4] == b"glTF", "not a GLB"
-    open(f"{out}/job{i}.glb", "wb").write(glb)
     rows.append((i, status, done, total, len(glb)))
     print(f"job {i}: POST {status}, succeeded after {done:.2f} s, GLB ({len(glb)/1e6:.1f} MB) in hand after {total:.2f} s", flush=True)
 _, metrics = req("GET", "/metrics")

@@ -145,20 +145,28 @@ impl BiRefNet {
         if !path.is_file() {
             return Err(BiRefNetError::ModelMissing { path });
         }
+        // One catch for the whole load: session creation and the signature check both read
+        // the model's types through ort (see `contain`).
+        contain(
+            || Self::load_checked(path.clone(), &env, opts),
+            |detail| binding_failed(&path, detail),
+        )
+    }
+
+    fn load_checked(
+        path: PathBuf,
+        env: &ort::environment::Environment,
+        opts: &LoadOptions,
+    ) -> Result<Self, BiRefNetError> {
         let invalid = |e: ort::Error| BiRefNetError::ModelInvalid {
             path: path.clone(),
             detail: e.to_string(),
         };
         let cpu_session = || -> Result<Session, BiRefNetError> {
-            contain(
-                || {
-                    Session::builder(&env)
-                        .map_err(invalid)?
-                        .commit_from_file(&path)
-                        .map_err(invalid)
-                },
-                |detail| binding_failed(&path, detail),
-            )
+            Session::builder(env)
+                .map_err(invalid)?
+                .commit_from_file(&path)
+                .map_err(invalid)
         };
         let (session, provider) = match opts.provider {
             Provider::Cpu => (cpu_session()?, ActiveProvider::Cpu),
@@ -167,15 +175,12 @@ impl BiRefNet {
                 // `error_on_failure` that is an error here instead of a silent CPU fallback,
                 // so the active provider is known for certain.
                 let cuda = ort::ep::CUDA::default().build().error_on_failure();
-                let attempt = Session::builder(&env)
+                let attempt = Session::builder(env)
                     .and_then(|b| b.with_execution_providers([cuda]).map_err(Into::into))
                     .map_err(|e| e.to_string());
                 match attempt {
                     Ok(mut b) => (
-                        contain(
-                            || b.commit_from_file(&path).map_err(invalid),
-                            |detail| binding_failed(&path, detail),
-                        )?,
+                        b.commit_from_file(&path).map_err(invalid)?,
                         ActiveProvider::Cuda,
                     ),
                     Err(detail) if opts.provider == Provider::Cuda => {
@@ -188,10 +193,7 @@ impl BiRefNet {
                 }
             }
         };
-        let (input_name, output_index) = contain(
-            || check_signature(&session, &path),
-            |detail| binding_failed(&path, detail),
-        )?;
+        let (input_name, output_index) = check_signature(&session, &path)?;
         tracing::info!(model = %path.display(), provider = provider.as_str(), "RMBG model loaded");
         Ok(BiRefNet {
             session: Mutex::new(session),
