@@ -4,7 +4,8 @@
 #   1. process start → /ready with the kernel cache cold, then again with it warm;
 #   2. N jobs, one after another: POST /v1/jobs, poll GET /v1/jobs/{id} every 20 ms until it
 #      has succeeded, then GET the GLB artifact (checked: glTF magic, size);
-#   3. the gateway's per-stage histograms (/metrics, trellis2_stage_duration_seconds).
+#   3. peak GPU memory during the jobs, the gateway's per-stage histograms (/metrics,
+#      trellis2_stage_duration_seconds) and the services' per-job timelines from its log.
 # The flows run in benchmark-structure mode (TRELLIS2_BENCH_STRUCTURE=sphere: a trained
 # model's token counts instead of what random decoders output); the random set has no RMBG-2.0,
 # so the demo set's small RMBG model is copied in (the input is an RGBA PNG, whose alpha the
@@ -59,7 +60,10 @@ stop() { kill -INT "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; }
 serve cold && stop
 serve warm || exit 1
 
-# 2. jobs through the public API.
+# 2. jobs through the public API, with the GPU's used memory sampled every 100 ms (the
+#    driver's view: every allocation of the process, its CUDA context included).
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/gpu-mem.txt" &
+SMI=$!
 python3 - "$(cat "$D/token")" "$S/ball.png" "$N" "$PIPELINE" "$OUT" <<'PY'
 import base64, json, sys, time, urllib.request
 token, png, n, pipeline, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -96,8 +100,24 @@ open(f"{out}/metrics.txt", "wb").write(metrics)
 json.dump(rows, open(f"{out}/jobs.json", "w"))
 PY
 rc=$?
+kill "$SMI" 2>/dev/null
 stop
 [ $rc = 0 ] || exit $rc
+
+# Where each job's time went, from the services' own log lines: the flow's stage ends and the
+# mesh service's milestones (seconds since each call began).
+echo "== per-job timelines (serve log)"
+sed 's/\x1b\[[0-9;]*m//g' "$OUT/serve-warm.log" | grep -E "latents sampled|GLB exported" | cut -c1-700
+echo "== start: each network's load, each service's models (serve log)"
+for label in cold warm; do
+  sed 's/\x1b\[[0-9;]*m//g' "$OUT/serve-$label.log" | grep -E "network loaded|models loaded|warmed up" |
+    python3 -c "
+import json, sys
+for line in sys.stdin:
+    f = json.loads(line)['fields']
+    what = f.get('weights', f.get('models', f.get('service', ''))).split('/')[-1]
+    print('$label', f['message'], what, round(f.get('seconds', f.get('load_time_seconds', 0)), 2))"
+done
 
 echo "== image → GLB through the gateway ($PIPELINE, $N jobs one after another)"
 python3 - "$OUT" <<'PY'
@@ -105,6 +125,10 @@ import json, re, sys
 out = sys.argv[1]
 ready = {l: open(f"{out}/ready-{l}.txt").read().strip() for l in ("cold", "warm")}
 print(f"process start → /ready: kernel cache cold {ready['cold']} s, warm {ready['warm']} s")
+mem = [int(l) for l in open(f"{out}/gpu-mem.txt") if l.strip().isdigit()]
+if mem:
+    print(f"GPU memory used during the jobs (nvidia-smi, every 100 ms): peak {max(mem) / 1024:.2f} GiB"
+          f" ({max(mem) * 2**20 / 1e9:.1f} GB), idle before the first job {mem[0] / 1024:.2f} GiB")
 print("| job | job succeeded (s) | GLB downloaded (s) | GLB MB |")
 print("|---:|---:|---:|---:|")
 for i, status, done, total, size in json.load(open(f"{out}/jobs.json")):

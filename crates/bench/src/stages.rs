@@ -9,8 +9,10 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 use t2_models::decoders::{Subdivide, Subdivision};
-use t2_models::pipeline::{FlowRes, PipelineType, Residency, SamplerOverrides, Trellis2Pipeline};
-use t2_models::random::shape::{SurfaceShape, cascade_structure};
+use t2_models::pipeline::{
+    FlowRes, PipelineType, Residency, SamplerOverrides, Trellis2Pipeline, bench_latent_coords,
+};
+use t2_models::random::shape::SurfaceShape;
 use t2_models::rng::TorchGenerator;
 use t2_tensor::Device;
 
@@ -69,25 +71,8 @@ pub fn run(
     // decides them on the device). In low-VRAM mode the decoder is not loaded yet, so the
     // subdivisions stay a row of their own inside the run.
     let ss_coords = surface.voxels(ty.ss_resolution());
-    let cascade = match ty {
-        PipelineType::Cascade1024 => Some(cascade_structure(
-            surface,
-            1024,
-            t2_models::pipeline::MAX_NUM_TOKENS,
-        )),
-        PipelineType::Cascade1536 => Some(cascade_structure(
-            surface,
-            1536,
-            t2_models::pipeline::MAX_NUM_TOKENS,
-        )),
-        PipelineType::P512 | PipelineType::P1024 => None,
-    };
-    let res = match (ty, &cascade) {
-        (_, Some((_, r))) => *r,
-        (PipelineType::P512, None) => 512,
-        _ => 1024,
-    };
-    let flow_coords = cascade.as_ref().map_or(&ss_coords, |c| &c.0);
+    let (flow_coords, res) = bench_latent_coords(surface, ty);
+    let flow_coords = &flow_coords;
     let subdivisions_made_ahead = if pipe.residency() == Residency::AllResident {
         let levels = pipe.shape_decoder()?.inner().num_upsamplings();
         Some(surface.subdivisions(flow_coords, (res / 16) as usize, levels))

@@ -40,15 +40,7 @@ use t2_tensor::Device;
 use t2_tensor::cuda::CudaDevice;
 
 fn cuda() -> Option<CudaDevice> {
-    match CudaDevice::new(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            let required = std::env::var("TRELLIS2_REQUIRE_CUDA").is_ok_and(|v| v == "1");
-            assert!(!required, "TRELLIS2_REQUIRE_CUDA=1 but no CUDA device: {e}");
-            eprintln!("skipped: no CUDA device ({e})");
-            None
-        }
-    }
+    t2_tensor::testing::cuda_or_skip()
 }
 
 fn torus(res: u32) -> MeshWithVoxel {

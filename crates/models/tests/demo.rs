@@ -205,3 +205,45 @@ fn low_vram_mode_matches_all_resident() {
     assert!(a.mesh.attrs == b.mesh.attrs, "voxel attributes differ");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The start-up warm-up (`Trellis2Pipeline::run_warm_up`) runs every resident network on the
+/// demo set without error, and leaves no state behind: a job after it is bit-identical to the
+/// same job on a freshly loaded pipeline.
+#[test]
+fn warm_up_runs_every_network_and_changes_no_result() {
+    let dir = tmp("warm");
+    write_demo_models(&dir, 1).expect("write demo");
+    let dev = Device::from_env().expect("device");
+    let load = || {
+        Trellis2Pipeline::load(&dir, &LoadOptions::all(Precision::Reference, dev.clone()))
+            .expect("load")
+    };
+    let steps = SamplerOverrides {
+        steps: Some(2),
+        ..Default::default()
+    };
+    let opts = RunOptions {
+        seed: 5,
+        pipeline_type: Some(PipelineType::P512),
+        sparse_structure: steps.clone(),
+        shape_slat: steps.clone(),
+        tex_slat: steps,
+        ..Default::default()
+    };
+    let run = |pipe: &Trellis2Pipeline| {
+        let image = pipe
+            .preprocess_image(&demo::demo_image(64))
+            .expect("preprocess");
+        pipe.run(&image, &opts, &mut |_, _, _| Ok(())).expect("run")
+    };
+    let fresh = run(&load());
+    let warmed = load();
+    let seconds = warmed.run_warm_up().expect("warm-up");
+    assert!(seconds > 0.0, "every network is resident: the warm-up ran");
+    let after = run(&warmed);
+    assert_eq!(after.shape_slat.feats, fresh.shape_slat.feats);
+    assert_eq!(after.tex_slat.feats, fresh.tex_slat.feats);
+    assert_eq!(after.mesh.mesh, fresh.mesh.mesh);
+    assert_eq!(after.mesh.attrs, fresh.mesh.attrs);
+    let _ = std::fs::remove_dir_all(&dir);
+}

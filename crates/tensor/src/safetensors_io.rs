@@ -37,6 +37,9 @@ impl Weights {
         let file = std::fs::File::open(&path).map_err(io)?;
         // SAFETY: the mapping is read-only and the file is not modified while the model loads.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        // The whole file is read, in order: start the kernel's read-ahead now (a no-op for
+        // pages already cached; only a hint, so a refusal is not an error).
+        let _ = mmap.advise(memmap2::Advice::WillNeed);
         let werr = |msg: String| Error::Weights {
             file: path.display().to_string(),
             msg,
@@ -159,6 +162,17 @@ impl Weights {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string());
+        if let (Device::Cuda(d), true) = (device, dtype == e.dtype) {
+            // Straight from the mapping to the device: a host copy first would allocate and
+            // fault in a second buffer per tensor (most of a full-size load's time).
+            let storage = crate::storage::Storage::Cuda(d.upload_bytes(bytes)?);
+            return Ok(Tensor::from_storage(
+                storage,
+                e.shape.clone(),
+                dtype,
+                device.clone(),
+            ));
+        }
         let host = Tensor::from_cpu_storage(
             CpuStorage::from_bytes(e.dtype, bytes),
             &e.shape,

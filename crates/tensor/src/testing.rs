@@ -30,3 +30,18 @@ pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// CUDA device 0 for a GPU test, or `None` when it cannot be opened: the test then skips,
+/// saying so. On a GPU host set `TRELLIS2_REQUIRE_CUDA=1`, which turns a missing GPU into a
+/// failure so that a skipped test cannot pass for a checked one.
+pub fn cuda_or_skip() -> Option<crate::cuda::CudaDevice> {
+    match crate::cuda::CudaDevice::new(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let required = std::env::var("TRELLIS2_REQUIRE_CUDA").is_ok_and(|v| v == "1");
+            assert!(!required, "TRELLIS2_REQUIRE_CUDA=1 but no CUDA device: {e}");
+            eprintln!("skipped: no CUDA device ({e})");
+            None
+        }
+    }
+}

@@ -118,3 +118,36 @@ fn garbage_files_are_errors_not_panics() {
         Err(Error::Io { .. })
     ));
 }
+
+/// On a GPU: a tensor loaded in its stored dtype goes straight from the file mapping to the
+/// device; converted ones go through the host cast. Both must hold exactly the bytes the CPU
+/// load gives. Skips without a GPU unless `TRELLIS2_REQUIRE_CUDA=1`.
+#[test]
+fn loads_onto_the_gpu_exactly_as_onto_the_cpu() {
+    let Some(gpu) = t2_tensor::testing::cuda_or_skip() else {
+        return;
+    };
+    let gpu = Device::Cuda(gpu);
+    let w = Weights::open(write_file("gpu.safetensors")).unwrap();
+    for (key, shape, dtype) in [
+        ("a", &[2usize, 3][..], DType::F32),
+        ("a", &[2, 3][..], DType::BF16),
+        ("b", &[4][..], DType::BF16),
+        ("b", &[4][..], DType::F32),
+        ("idx", &[2][..], DType::I32),
+    ] {
+        let cpu = w.get(key, shape, dtype, &Device::Cpu).unwrap();
+        let dev = w.get(key, shape, dtype, &gpu).unwrap();
+        assert_eq!(
+            (dev.dtype(), dev.shape()),
+            (cpu.dtype(), cpu.shape()),
+            "{key}"
+        );
+        let back = dev.to_device(&Device::Cpu).unwrap();
+        assert_eq!(
+            back.to_host_storage().unwrap().as_bytes(),
+            cpu.to_host_storage().unwrap().as_bytes(),
+            "{key} as {dtype:?}"
+        );
+    }
+}

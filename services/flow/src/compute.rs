@@ -8,8 +8,10 @@
 //! `tex_slat`. The same callback checks the cancel token, so a caller that goes away stops the
 //! run at the next sampler step.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use t2_models::config::{CheckpointConfig, SamplerParams as ConfigParams};
 use t2_models::nn::Precision;
@@ -27,6 +29,7 @@ use crate::shared::lane::{Cancel, Lane, service_info};
 use crate::shared::loading::Loaded;
 use crate::shared::model_dir;
 use crate::shared::model_error::model_error;
+use crate::shared::warm_up::warm_up;
 use crate::{FlowSampler, SERVICE, ShapeLatentsSink};
 
 /// The `pipeline.json` models the flow stages use (the shape decoder for the cascade's
@@ -108,7 +111,11 @@ impl FlowService {
     pub fn start(dir: &Path, device: Device) -> Arc<Self> {
         let (m, d) = (dir.to_path_buf(), device.clone());
         Arc::new(Self {
-            models: Loaded::spawn("flow", move || FlowModels::load(&m, &d)),
+            models: Loaded::spawn("flow", move || {
+                let models = FlowModels::load(&m, &d)?;
+                warm_up("flow", &models.pipe);
+                Ok(models)
+            }),
             lane: Lane::for_device(SERVICE, &device),
             device,
         })
@@ -288,6 +295,9 @@ fn sample(
         Some(c) => Some(tensor(c).map_err(|e| fail(e.into()))?),
         None => None,
     };
+    // Seconds since the call began at the end of each stage, logged once at the end.
+    let t0 = Instant::now();
+    let stage_ends = RefCell::new(Vec::new());
     let mut report = |stage: Stage, done: usize, total: usize| {
         // Between steps, let urgent work on a shared device go first (a job's shape decode
         // in the mesh service while this flow samples its texture: `t2_tensor::urgency`).
@@ -296,6 +306,12 @@ fn sample(
             return Err(t2_models::ModelError::Cancelled);
         }
         progress.report(stage_name(stage), done as u32, total as u32);
+        if done == total {
+            let t = t0.elapsed().as_secs_f64();
+            stage_ends
+                .borrow_mut()
+                .push(format!("{} {t:.3}", stage_name(stage)));
+        }
         Ok(())
     };
     // The reference seeds after preprocessing; all noise of the run comes from this generator.
@@ -368,6 +384,10 @@ fn sample(
         // The caller may start decoding the shape while the texture flow runs; a caller that
         // has gone away just drops it.
         let _ = sink.send(to_wire(&m.model_id, &shape, None, resolution));
+        let t = t0.elapsed().as_secs_f64();
+        stage_ends
+            .borrow_mut()
+            .push(format!("shape_latents_sent {t:.3}"));
     }
     let tex = pipe
         .sample_tex_slat(
@@ -383,6 +403,7 @@ fn sample(
         pipeline = ty.as_str(),
         tokens = shape.len(),
         resolution,
+        stage_ends_s = %stage_ends.borrow().join(", "),
         "latents sampled"
     );
     Ok(to_wire(&m.model_id, &shape, Some(&tex), resolution))

@@ -11,3 +11,5 @@ pub mod model_dir;
 pub mod model_error;
 #[path = "../../shared/upstream.rs"]
 pub mod upstream;
+#[path = "../../shared/warm_up.rs"]
+pub mod warm_up;

@@ -10,10 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use t2_mesh::render::{RenderOptions, VideoOptions};
-use t2_mesh::{GlbParams, MeshError, MeshWithVoxel, TextureFormat as MeshTextureFormat};
+use t2_mesh::{GlbParams, MeshError, MeshWithVoxel, TextureFormat as MeshTextureFormat, TriMesh};
 use t2_models::config::CheckpointConfig;
 use t2_models::decoders::Subdivide;
 use t2_models::nn::Precision;
@@ -23,10 +24,12 @@ use t2_proto::mesh::v1::{ExportParams, ExtractRequest, Stats, TextureFormat};
 use t2_proto::{ErrorCode, ProgressSink, ServiceError};
 use t2_tensor::Device;
 
+use crate::bench_surface::BenchSurfaces;
 use crate::shared::lane::{Cancel, Lane, service_info};
 use crate::shared::loading::Loaded;
 use crate::shared::model_dir;
 use crate::shared::model_error::model_error;
+use crate::shared::warm_up::warm_up;
 use crate::{Artifact, ExtractOutput, MeshExtractor, SERVICE, TexLatents, tex_never_came};
 
 /// The `pipeline.json` models the mesh service decodes with.
@@ -80,6 +83,8 @@ pub struct MeshModels {
     shape_channels: usize,
     tex_channels: usize,
     dir: PathBuf,
+    /// Benchmark mode only: the stand-in surface for the GLB steps.
+    bench_surfaces: Option<Arc<BenchSurfaces>>,
 }
 
 fn latent_channels(pipe: &Trellis2Pipeline, key: &str) -> Result<usize, String> {
@@ -136,7 +141,13 @@ impl MeshModels {
 
     /// Wraps an already loaded pipeline (in-process mode shares one between services).
     pub fn from_pipeline(pipe: Arc<Trellis2Pipeline>, dir: &Path) -> Result<Self, String> {
+        let bench_surfaces = pipe.bench_structure().then(|| {
+            let s = Arc::new(BenchSurfaces::default());
+            s.prepare_in_background(Arc::clone(&pipe));
+            s
+        });
         Ok(Self {
+            bench_surfaces,
             mesh_device: mesh_device(pipe.device())?,
             model_id: model_dir::model_id(dir).map_err(|e| e.to_string())?,
             shape_channels: latent_channels(&pipe, "shape_slat_decoder")?,
@@ -164,7 +175,11 @@ impl MeshService {
     pub fn start(dir: &Path, device: Device, preview: PreviewSettings) -> Arc<Self> {
         let (m, d) = (dir.to_path_buf(), device.clone());
         Arc::new(Self {
-            models: Loaded::spawn("mesh", move || MeshModels::load(&m, &d)),
+            models: Loaded::spawn("mesh", move || {
+                let models = MeshModels::load(&m, &d)?;
+                warm_up("mesh", &models.pipe);
+                Ok(models)
+            }),
             lane: Lane::for_device(SERVICE, &device),
             device,
             preview,
@@ -429,30 +444,26 @@ fn export(
     cancel: &Cancel,
     progress: &ProgressSink,
 ) -> Result<ExtractOutput, ServiceError> {
+    // Seconds since the call began at each milestone, logged once at the end: where an
+    // export's time goes (the texture latents may arrive long after the shape's).
+    let t0 = Instant::now();
+    let at = || t0.elapsed().as_secs_f64();
     progress.report("decode", 0, 1);
     // (Urgent on a shared device: see `Trellis2Pipeline::decode_shape`.)
     let (mesh, subs) = m
         .pipe
         .decode_shape(shape, resolution, Subdivide::Predict)
         .map_err(|e| model_error(e, ErrorCode::ExtractionError))?;
+    let shape_decoded = at();
     cancel.check()?;
-    // Benchmark mode (random weights only, `TRELLIS2_BENCH_STRUCTURE`): the GLB steps run on
-    // the analytic sphere's surface, as t2-bench's do. Random decoder weights put the dual
-    // vertices anywhere in their voxels, a noise surface no trained model produces; through
-    // the gateway at 1024 its UV unwrap took 125 s and cut 727,818 charts, more than a 4096²
-    // page holds.
-    let mesh = if m.pipe.bench_structure() {
-        let radius = t2_models::random::shape::RADIUS as f32;
-        match t2_mesh::synth::sphere_surface(radius, resolution) {
-            Ok(sphere) => sphere,
-            Err(e) => {
-                // The synthetic grid needs a power-of-two resolution (not 1536).
-                tracing::warn!(%e, "benchmark mode: keeping the decoder's surface");
-                mesh
-            }
+    // Benchmark mode: the GLB steps run on the analytic sphere (see `bench_surface`).
+    let mesh = match m.bench_surfaces.as_ref().map(|s| s.get(resolution)) {
+        Some(Some(sphere)) => TriMesh::clone(&sphere),
+        Some(None) => {
+            tracing::warn!(resolution, "benchmark mode: keeping the decoder's surface");
+            mesh
         }
-    } else {
-        mesh
+        None => mesh,
     };
     if mesh.faces.is_empty() {
         // The latents decode to no surface (e.g. an empty sparse structure); say so plainly
@@ -469,13 +480,20 @@ fn export(
     // The GLB's surface steps (remesh, decimate, UV unwrap: mostly CPU) need only the mesh, so
     // they run on their own thread while the texture latents arrive (staged) and the texture
     // decoder runs on the device.
-    let (geometry, voxels) = std::thread::scope(|s| {
-        let geometry =
-            s.spawn(|| t2_mesh::prepare_geometry(&mesh, resolution, params, &m.mesh_device, None));
+    let (mut tex_arrived, mut tex_decoded) = (f64::NAN, f64::NAN);
+    let ((geometry, geometry_ready), voxels) = std::thread::scope(|s| {
+        let geometry = s.spawn(|| {
+            let g = t2_mesh::prepare_geometry(&mesh, resolution, params, &m.mesh_device, None);
+            (g, at())
+        });
         let voxels = tex(cancel).and_then(|tex| {
-            m.pipe
+            tex_arrived = at();
+            let v = m
+                .pipe
                 .decode_texture(&tex, &subs)
-                .map_err(|e| model_error(e, ErrorCode::ExtractionError))
+                .map_err(|e| model_error(e, ErrorCode::ExtractionError));
+            tex_decoded = at();
+            v
         });
         let geometry = geometry
             .join()
@@ -483,6 +501,7 @@ fn export(
         (geometry, voxels)
     });
     let (coords, attrs) = voxels?;
+    let fine_voxels = coords.len();
     progress.report("decode", 1, 1);
     cancel.check()?;
     progress.report("glb", 0, 1);
@@ -497,10 +516,22 @@ fn export(
         .map_err(mesh_error)?;
     drop(voxels);
     progress.report("glb", 1, 1);
+    let steps: Vec<String> = report
+        .steps
+        .iter()
+        .map(|st| format!("{} {:.3}", st.name, st.wall.as_secs_f64()))
+        .collect();
     tracing::info!(
         faces = report.output_faces,
         vertices = report.output_vertices,
         texture_size = params.texture_size,
+        fine_voxels,
+        shape_decoded_s = shape_decoded,
+        geometry_ready_s = geometry_ready,
+        texture_latents_s = tex_arrived,
+        texture_decoded_s = tex_decoded,
+        baked_s = at(),
+        steps = %steps.join(", "),
         "GLB exported"
     );
     let mut artifacts = vec![Artifact {

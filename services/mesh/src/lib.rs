@@ -7,6 +7,7 @@
 //! decoders + `t2-mesh`); [`NotBuilt`] is the stand-in of a gateway configured without compute
 //! (UNIMPLEMENTED).
 
+mod bench_surface;
 pub mod compute;
 pub mod shared;
 

@@ -7,8 +7,13 @@
 //! (de)normalisation as two f32 ops per element; the cascade's `(c + 0.5) / 512 · G` f32
 //! quantisation, `unique`, and the 49,152-token back-off (1536 → 1408 → … → 1024).
 
+mod bench;
 mod options;
 mod residency;
+mod warm_up;
+
+use bench::BenchSubdivisions;
+pub use bench::{BenchStructure, bench_latent_coords};
 
 pub use options::{
     FlowRes, LoadOptions, PipelineType, Progress, RunOptions, RunOutput, SamplerOverrides,
@@ -60,35 +65,7 @@ pub struct Trellis2Pipeline {
     tex_decoder: Slot<TexDecoder>,
     /// Benchmark mode ([`BenchStructure`]): the sparse structure from an analytic surface.
     bench_structure: Option<SurfaceShape>,
-}
-
-/// Benchmark mode for random-weight models: `TRELLIS2_BENCH_STRUCTURE=sphere` makes the SS
-/// coords and the cascade's HR coords those of an analytic sphere's surface (as `t2-bench`
-/// does) instead of what the random decoders output, so that token counts are a trained
-/// model's (~2–8 k at 512, ~9.6 k at 1024). The decoders still run (same work per job); only
-/// their structure is replaced, and the mesh service's GLB steps take the sphere's surface in
-/// place of the shape decoder's noise surface. Never set in production.
-pub struct BenchStructure;
-
-impl BenchStructure {
-    pub const ENV: &'static str = "TRELLIS2_BENCH_STRUCTURE";
-
-    /// The surface `TRELLIS2_BENCH_STRUCTURE` names (`None`: unset, the normal mode).
-    pub fn from_env() -> Result<Option<SurfaceShape>> {
-        Self::from_flag(std::env::var(Self::ENV).ok().as_deref())
-    }
-
-    /// The value of `TRELLIS2_BENCH_STRUCTURE` (`None`: unset).
-    pub fn from_flag(v: Option<&str>) -> Result<Option<SurfaceShape>> {
-        match v.map(str::trim) {
-            None | Some("") => Ok(None),
-            Some("sphere") => Ok(Some(SurfaceShape::sphere())),
-            Some(v) => Err(ModelError::invalid(format!(
-                "{}={v:?}: the only benchmark structure is \"sphere\"",
-                Self::ENV
-            ))),
-        }
-    }
+    bench_subdivisions: BenchSubdivisions,
 }
 
 /// Borrowed views of the resident networks (`None` when not loaded, or not resident in the
@@ -147,6 +124,7 @@ impl Trellis2Pipeline {
         }
         Ok(Trellis2Pipeline {
             bench_structure,
+            bench_subdivisions: BenchSubdivisions::default(),
             residency: r,
             ss_latent_shape,
             image_cond,
@@ -532,13 +510,27 @@ impl Trellis2Pipeline {
         // the decoder, while a flow sampling on the same device (the same job's texture, in
         // a staged extraction) can pause between its steps (`t2_tensor::urgency`).
         let urgent = self.device.urgent();
-        let shape = self.shape_decoder.hold("shape_slat_decoder")?.decode(
+        let decoder = self.shape_decoder.hold("shape_slat_decoder")?;
+        // Benchmark mode: the surface's decisions in place of what random weights predict.
+        let bench_subs = match (&self.bench_structure, subdivide) {
+            (Some(surface), Subdivide::Predict) => Some(self.bench_subdivisions.get(
+                surface,
+                &shape_slat.coords,
+                resolution,
+                decoder.inner().num_upsamplings(),
+            )),
+            _ => None,
+        };
+        let shape = decoder.decode(
             shape_slat.coords.clone(),
             &shape_slat.tensor(&self.device)?,
             resolution,
-            subdivide,
+            bench_subs
+                .as_deref()
+                .map_or(subdivide, |s| Subdivide::Guide(s)),
             &mut None,
         )?;
+        drop(decoder);
         drop(urgent);
         let g = &shape.grid;
         let mesh = t2_mesh::fdg::flexible_dual_grid_to_mesh(
@@ -548,7 +540,31 @@ impl Trellis2Pipeline {
             &g.split_weight,
             resolution,
         )?;
-        Ok((mesh, shape.decoded.subs))
+        // With a guide the decoder reports its own logits; the texture decoder must follow
+        // the decisions taken.
+        let subs = match bench_subs {
+            Some(subs) => subs.to_vec(),
+            None => shape.decoded.subs,
+        };
+        Ok((mesh, subs))
+    }
+
+    /// Benchmark mode with every network resident: makes the subdivision decisions of the
+    /// `512` and `1024_cascade` structures now (bench setup, not a job's work). Does nothing
+    /// otherwise; any other structure is made by its first job.
+    pub fn prepare_bench_subdivisions(&self) -> Result<()> {
+        let Some(surface) = &self.bench_structure else {
+            return Ok(());
+        };
+        if self.residency != Residency::AllResident {
+            return Ok(());
+        }
+        let levels = self.shape_decoder()?.inner().num_upsamplings();
+        for ty in [PipelineType::P512, PipelineType::Cascade1024] {
+            let (coords, res) = bench_latent_coords(surface, ty);
+            self.bench_subdivisions.get(surface, &coords, res, levels);
+        }
+        Ok(())
     }
 
     /// The texture half of `decode_latent`: fine voxels `(x, y, z)` and their 6 PBR attributes,
@@ -796,15 +812,6 @@ mod tests {
         // (c + 0.5)/512·64 truncated: 511 → 63, 0 → 0.
         let (c, _) = cascade_coords(&[[0, 511, 0, 7]], 1024, 10);
         assert_eq!(c, vec![[0, 63, 0, 0]]);
-    }
-
-    #[test]
-    fn bench_structure_is_off_unless_asked_for_the_sphere() {
-        assert!(BenchStructure::from_flag(None).unwrap().is_none());
-        assert!(BenchStructure::from_flag(Some(" ")).unwrap().is_none());
-        let s = BenchStructure::from_flag(Some("sphere")).unwrap().unwrap();
-        assert_eq!(s.voxels(32), SurfaceShape::sphere().voxels(32));
-        assert!(BenchStructure::from_flag(Some("cube")).is_err());
     }
 
     #[test]

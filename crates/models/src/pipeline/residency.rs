@@ -71,7 +71,16 @@ impl<T> Slot<T> {
             return Ok(Slot::Absent);
         };
         match residency {
-            Residency::AllResident => Ok(Slot::Resident(load(&files)?)),
+            Residency::AllResident => {
+                let t = std::time::Instant::now();
+                let model = load(&files)?;
+                tracing::info!(
+                    weights = %files.weights.display(),
+                    seconds = t.elapsed().as_secs_f64(),
+                    "network loaded"
+                );
+                Ok(Slot::Resident(model))
+            }
             Residency::OneAtATime => {
                 drop(load(&files)?);
                 release_cache(device)?;

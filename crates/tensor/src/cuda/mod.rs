@@ -263,11 +263,16 @@ impl CudaDevice {
 
     /// Copies host data to a new device buffer.
     pub fn upload(&self, host: &CpuStorage) -> Result<CudaStorage> {
-        let bytes = host.as_bytes();
+        self.upload_bytes(host.as_bytes())
+    }
+
+    /// Copies raw host bytes (any alignment, e.g. a memory-mapped checkpoint) to a new device
+    /// buffer.
+    pub fn upload_bytes(&self, bytes: &[u8]) -> Result<CudaStorage> {
         let s = self.alloc(bytes.len())?;
         if !bytes.is_empty() {
             // SAFETY: `s` holds at least `bytes.len()` bytes. A pageable source is staged by the
-            // driver before this returns, so `host` may be dropped afterwards.
+            // driver before this returns, so `bytes` may be dropped afterwards.
             unsafe { dresult::memcpy_htod_async(s.ptr, bytes, self.inner.stream.cu_stream()) }
                 .map_err(|e| alloc::cuda_err("upload", e))?;
         }
