@@ -111,6 +111,9 @@ pub struct GlbReport {
     pub uv_handed_off: u32,
     /// Fraction of the texture covered by charts.
     pub atlas_utilization: f32,
+    /// Empty texels around each chart (below `uv::CHART_PADDING` where the charts fit only
+    /// that way).
+    pub chart_padding: u32,
     /// Remesh phases and their wall seconds (see `remesh_narrow_band_dc_timed`).
     pub remesh_phases: Vec<(&'static str, f64)>,
     /// Seconds per phase of the bake.
@@ -274,6 +277,7 @@ pub fn prepare_geometry(
     r.uv_stage_seconds = uv_mesh.stage_seconds;
     r.uv_handed_off = uv_mesh.handed_off_charts;
     r.atlas_utilization = uv_mesh.utilization;
+    r.chart_padding = uv_mesh.padding;
     let normals = r.time("normals", || {
         let n = vertex_normals(&mesh.vertices, &mesh.faces);
         uv_mesh

@@ -521,6 +521,13 @@ fn export(
         .iter()
         .map(|st| format!("{} {:.3}", st.name, st.wall.as_secs_f64()))
         .collect();
+    if report.charts > 0 && report.chart_padding < t2_mesh::uv::CHART_PADDING {
+        tracing::warn!(
+            charts = report.charts,
+            padding = report.chart_padding,
+            "the UV charts fit the texture only with less padding; seams may bleed slightly"
+        );
+    }
     tracing::info!(
         faces = report.output_faces,
         vertices = report.output_vertices,

@@ -63,6 +63,9 @@ pub struct UvMesh {
     pub chart_count: u32,
     /// Fraction of the atlas covered by charts.
     pub utilization: f32,
+    /// Empty texels around each chart: `CHART_PADDING`, or fewer where the charts fit one
+    /// page only that way (ours; the crate's paths always use `CHART_PADDING`).
+    pub padding: u32,
     /// Wall seconds of the stages: our charts + LSCM (0 with `Flattening::Uvunwrap`), the
     /// crate's segmentation (islands, with ours) and flattening (validation and re-flattening,
     /// with ours) (both 0 with `DirectLscm`), then packing and output (ours or the crate's).
@@ -241,6 +244,7 @@ pub fn unwrap_with(
         chart,
         chart_count: atlas.chart_count,
         utilization: atlas.utilization,
+        padding: CHART_PADDING,
         stage_seconds,
         handed_off_charts,
     })
@@ -288,7 +292,7 @@ fn unwrap_direct(
             })
         })
         .collect();
-    let packing = pack::pack(&frames, texture_size, CHART_PADDING)?;
+    let packing = pack::pack_or_tighten(&frames, texture_size, CHART_PADDING)?;
     let pack_s = start.elapsed().as_secs_f64();
     // Charts into the page; pieces back into one mesh: seam vertices are per-chart copies,
     // faces go back to their input positions.
@@ -333,6 +337,7 @@ fn unwrap_direct(
         .collect();
     out.chart_count = c as u32;
     out.utilization = (covered * s * s / (page * page)) as f32;
+    out.padding = packing.padding;
     out.handed_off_charts = charted.iter().map(|(_, h)| h).sum();
     out.stage_seconds = [ours, 0.0, 0.0, pack_s, start.elapsed().as_secs_f64()];
     Ok(out)

@@ -545,6 +545,21 @@ pub fn pack(frames: &[ChartFrame], page: u32, padding: u32) -> Result<Packing, M
     })
 }
 
+/// [`pack`] with `padding`, or where the charts do not fit one page that way, with one texel
+/// of padding: a surface cut into very many charts (hundreds of thousands: a noisy decoder
+/// output) then still gets its atlas, with seams that may bleed slightly under filtering,
+/// instead of failing the export. `Packing::padding` says which was used.
+pub fn pack_or_tighten(
+    frames: &[ChartFrame],
+    page: u32,
+    padding: u32,
+) -> Result<Packing, MeshError> {
+    match pack(frames, page, padding) {
+        Err(MeshError::Unwrap(_)) if padding > 1 => pack(frames, page, 1),
+        packed => packed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,6 +702,25 @@ mod tests {
         // Grown charts cover most of the page.
         assert!(used as f64 > 0.5 * (page * page) as f64, "{used}");
         assert_eq!(pack(&frames, page, pad).unwrap(), p, "deterministic");
+    }
+
+    #[test]
+    fn charts_that_only_fit_with_less_padding_get_one_texel() {
+        // 1200 charts of at least 1 + 2·2 texels a side need 30,000 texels (128² has 16,384);
+        // with one texel of padding, 10,800.
+        let frames = vec![ChartFrame::rectangle(1.0, 1.0); 1200];
+        assert!(pack(&frames, 128, 2).is_err());
+        let p = pack_or_tighten(&frames, 128, 2).unwrap();
+        assert_eq!(p, pack(&frames, 128, 1).unwrap());
+        assert_eq!(p.padding, 1);
+        // What fits with its padding keeps it.
+        assert_eq!(pack_or_tighten(&frames, 256, 2).unwrap().padding, 2);
+        // What fits with neither is still an error.
+        let too_many = vec![ChartFrame::rectangle(1.0, 1.0); 3000];
+        assert!(matches!(
+            pack_or_tighten(&too_many, 128, 2),
+            Err(MeshError::Unwrap(_))
+        ));
     }
 
     #[test]
