@@ -6,8 +6,9 @@
 //!
 //! The sphere is benchmark set-up, not work a request does, so it is built once per
 //! resolution on a background thread when the models load (t2-bench builds it before its
-//! clock too), as are the surface's subdivision decisions the shape decoder takes. Built inside the request, the 1024 grid alone put 0.89 s (2 host cores) on
-//! the gateway's image → GLB clock.
+//! clock too), as are the surface's subdivision decisions the shape decoder takes. Built
+//! inside the request, the 1024 grid alone put 0.89 s (2 host cores) on the gateway's
+//! image → GLB clock.
 
 use std::sync::{Arc, OnceLock};
 

@@ -484,7 +484,9 @@ impl Trellis2Pipeline {
         Ok((with_voxels(mesh, coords, attrs, resolution), subs))
     }
 
-    /// `decode_latent` with the shape decoder's subdivisions given (teacher forcing in tests).
+    /// `decode_latent` with the shape decoder's subdivisions given (teacher forcing in tests);
+    /// the texture decoder follows the same given decisions. Returns the shape decoder's own
+    /// logits (to compare with the given ones).
     pub fn decode_latent_guided(
         &self,
         shape_slat: &SparseLatent,
@@ -493,9 +495,9 @@ impl Trellis2Pipeline {
         subs: &[Subdivision],
     ) -> Result<(MeshWithVoxel, Vec<Subdivision>)> {
         check_same_voxels(shape_slat, tex_slat)?;
-        let (mesh, subs) = self.decode_shape(shape_slat, resolution, Subdivide::Guide(subs))?;
-        let (coords, attrs) = self.decode_texture(tex_slat, &subs)?;
-        Ok((with_voxels(mesh, coords, attrs, resolution), subs))
+        let (mesh, own) = self.decode_shape(shape_slat, resolution, Subdivide::Guide(subs))?;
+        let (coords, attrs) = self.decode_texture(tex_slat, subs)?;
+        Ok((with_voxels(mesh, coords, attrs, resolution), own))
     }
 
     /// The shape half of `decode_latent`: the shape decoder, then the flexible-dual-grid mesh
