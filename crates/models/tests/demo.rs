@@ -16,6 +16,22 @@ fn tmp(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// A run of `ty` with `steps` sampler steps in every stage (few, to stay fast).
+fn few_steps(ty: PipelineType, seed: u64, steps: usize) -> RunOptions {
+    let steps = SamplerOverrides {
+        steps: Some(steps),
+        ..Default::default()
+    };
+    RunOptions {
+        seed,
+        pipeline_type: Some(ty),
+        sparse_structure: steps.clone(),
+        shape_slat: steps.clone(),
+        tex_slat: steps,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn demo_set_is_real_layout_deterministic_and_calibrated() {
     let a = tmp("a");
@@ -98,18 +114,9 @@ fn demo_pipeline_runs_every_path() {
         (PipelineType::Cascade1024, None),
         (PipelineType::Cascade1536, Some(200)),
     ] {
-        let steps = SamplerOverrides {
-            steps: Some(3),
-            ..Default::default()
-        };
         let opts = RunOptions {
-            seed: 3,
-            pipeline_type: Some(ty),
-            sparse_structure: steps.clone(),
-            shape_slat: steps.clone(),
-            tex_slat: steps,
             max_num_tokens: cap.unwrap_or(t2_models::pipeline::MAX_NUM_TOKENS),
-            ..Default::default()
+            ..few_steps(ty, 3, 3)
         };
         let t0 = std::time::Instant::now();
         let out = pipe.run(&image, &opts, &mut |_, _, _| Ok(())).expect("run");
@@ -173,18 +180,7 @@ fn low_vram_mode_matches_all_resident() {
     let image = resident
         .preprocess_image(&demo::demo_image(64))
         .expect("preprocess");
-    let steps = SamplerOverrides {
-        steps: Some(2),
-        ..Default::default()
-    };
-    let opts = RunOptions {
-        seed: 5,
-        pipeline_type: Some(PipelineType::Cascade1024),
-        sparse_structure: steps.clone(),
-        shape_slat: steps.clone(),
-        tex_slat: steps,
-        ..Default::default()
-    };
+    let opts = few_steps(PipelineType::Cascade1024, 5, 2);
     let a = resident
         .run(&image, &opts, &mut |_, _, _| Ok(()))
         .expect("resident run");
@@ -218,18 +214,7 @@ fn warm_up_runs_every_network_and_changes_no_result() {
         Trellis2Pipeline::load(&dir, &LoadOptions::all(Precision::Reference, dev.clone()))
             .expect("load")
     };
-    let steps = SamplerOverrides {
-        steps: Some(2),
-        ..Default::default()
-    };
-    let opts = RunOptions {
-        seed: 5,
-        pipeline_type: Some(PipelineType::P512),
-        sparse_structure: steps.clone(),
-        shape_slat: steps.clone(),
-        tex_slat: steps,
-        ..Default::default()
-    };
+    let opts = few_steps(PipelineType::P512, 5, 2);
     let run = |pipe: &Trellis2Pipeline| {
         let image = pipe
             .preprocess_image(&demo::demo_image(64))
